@@ -1,0 +1,95 @@
+"""octopus: the 6-chamber octopus arm reaching for a target (Appendix B).
+
+The physics model is :mod:`gpsx.tasks.octopus_model` (25 DoF: base hinge + 12 points on x/y slides; 18
+contraction-only muscles with controls in [0, 1]; no gravity, in water). T = 100 control steps of
+dt = 0.05 s (the paper gives no horizon: 5 s), with the model's recommended ``SUBSTEPS`` physics steps each.
+
+Cost (Appendix B, w_p = 1): ½·1e-3‖u‖² + ℓ12(p_tip − p*), p_tip = midpoint of the last pair of points (x, y),
+Jacobian from ``octopus_model.tip_jacobian``. Success: ‖p_tip − p*‖ < 5 cm at the last step.
+
+Conditions: the arm starts straight at rest along +x (tip at (1, 0)); targets (x, y) in m: train (0.9, ±0.2),
+(0.7, ±0.4); test (0.8, ±0.3), (0.95, 0.1) — each within reach of a constant two-level activation of one side's
+muscles (checked in the tests).
+
+Initial controller: constant low co-activation 0.1 of every muscle (no feedback), exploration noise variance
+0.01 per muscle (std 0.1); controls are clipped to [0, 1].
+"""
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from ..containers import LinearGaussianController
+from ..costs import ActionPenalty, PointTarget
+from . import octopus_model as om
+from .base import Condition, ConditionLike, Task
+
+ACTION_WEIGHT = 1e-3
+SUCCESS_RADIUS = 0.05  # m
+TRAIN_TARGETS = ((0.9, 0.2), (0.9, -0.2), (0.7, 0.4), (0.7, -0.4))
+TEST_TARGETS = ((0.8, 0.3), (0.8, -0.3), (0.95, 0.1))
+INIT_ACTIVATION, INIT_VARIANCE = 0.1, 0.01
+
+
+class OctopusTip:
+    """The arm's tip (x, y) as a :class:`~gpsx.costs.PointMap`, from ``octopus_model``."""
+
+    dim = 2
+
+    def __init__(self, model: mujoco.MjModel):
+        self.model, self.data, self.nq = model, mujoco.MjData(model), model.nq
+
+    def positions(self, qpos: np.ndarray) -> np.ndarray:
+        m, d = self.model, self.data
+        out = np.empty((qpos.shape[0], 2))
+        for i, q in enumerate(qpos):
+            d.qpos[:] = q
+            mujoco.mj_kinematics(m, d)
+            out[i] = om.tip_position(d)
+        return out
+
+    def jacobians(self, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m, d = self.model, self.data
+        pos = np.empty((qpos.shape[0], 2))
+        jac = np.empty((qpos.shape[0], 2, m.nv))
+        for i, q in enumerate(qpos):
+            d.qpos[:] = q
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            pos[i] = om.tip_position(d)
+            jac[i] = om.tip_jacobian(m, d)
+        return pos, jac
+
+
+class Octopus(Task):
+    name = "octopus"
+
+    def __init__(self):
+        model = om.build_octopus_model()
+        x0 = np.zeros(2 * model.nq)  # qpos0 is the straight rest shape
+
+        def cond(xy):
+            return Condition(f"target=({xy[0]}, {xy[1]})", x0.copy(), np.array(xy, dtype=float))
+
+        super().__init__(model, T=100, dt=om.DT_CONTROL, substeps=om.SUBSTEPS,
+                         train=[cond(xy) for xy in TRAIN_TARGETS], test=[cond(xy) for xy in TEST_TARGETS])
+        self._tip = OctopusTip(model)
+
+    def _cost_terms(self, condition: Condition):
+        return [ActionPenalty(ACTION_WEIGHT), PointTarget(OctopusTip(self.model_for(condition)), condition.target)]
+
+    def tip_positions(self, X: np.ndarray) -> np.ndarray:
+        """Tip positions (n, T, 2) for samples X (n, T, dX)."""
+        X = self._check_X(X)
+        q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
+        return self._tip.positions(q).reshape(*X.shape[:2], 2)
+
+    def success(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
+        """Tip within 5 cm of the target at the last step."""
+        X = self._check_X(X)
+        tip = self.tip_positions(X[:, -1:])[:, 0]
+        return np.linalg.norm(tip - self.condition(condition).target, axis=1) < SUCCESS_RADIUS
+
+    def initial_controller(self, condition: ConditionLike = 0) -> LinearGaussianController:
+        return LinearGaussianController.from_gains(self.T, self.dX, self.dU, k=np.full(self.dU, INIT_ACTIVATION),
+                                                   variance=INIT_VARIANCE)
