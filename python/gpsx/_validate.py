@@ -63,28 +63,37 @@ def symmetrize(mats: np.ndarray, name: str, time_axis: bool = True) -> np.ndarra
 
 
 def check_positive_definite(mats: np.ndarray, name: str, time_axis: bool = True, semi: bool = False) -> None:
-    """Raise ``NotPositiveDefiniteError`` naming the first time step whose matrix is not PD (or PSD)."""
+    """Raise ``NotPositiveDefiniteError`` naming the first time step whose matrix is not PD (or PSD).
+
+    "PD" means numerically invertible too: the Cholesky factor must exist and its diagonal must not span
+    more than ~15 orders of magnitude in squared ratio (a condition-number estimate of 1e15).
+    """
     stack = mats if time_axis else mats[None]
     if stack.size == 0:
         return
+    scale = np.abs(stack).max(axis=(-1, -2), keepdims=True)
+    scaled = stack / np.where(scale > 0, scale, 1.0)        # eigen-analysis without overflow
     if not semi:
         try:
-            np.linalg.cholesky(stack)
-            return
+            diag = np.diagonal(np.linalg.cholesky(scaled), axis1=-2, axis2=-1)
+            bad = diag.min(axis=-1) ** 2 <= 1e-15 * diag.max(axis=-1) ** 2
         except np.linalg.LinAlgError:
-            pass
-    eig = np.linalg.eigvalsh(stack)
-    scale = np.maximum(np.abs(eig).max(axis=-1), 1e-300)
-    bad = eig[:, 0] < -1e-10 * scale if semi else eig[:, 0] <= 0.0
-    if not semi and not bad.any():
-        # Cholesky failed on a matrix whose eigenvalues are all positive: numerically singular.
-        bad = eig[:, 0] <= 1e-14 * scale
+            bad = None
+        if bad is not None and not bad.any():
+            return
+    eig = np.linalg.eigvalsh(scaled)
+    top = np.maximum(np.abs(eig).max(axis=-1), 1e-300)
+    if semi:
+        bad = eig[:, 0] < -1e-10 * top
+    else:
+        bad = eig[:, 0] <= 1e-15 * top
     if bad.any():
         t = int(np.argmax(bad))
         kind = "positive semidefinite" if semi else "positive definite"
+        smallest = eig[t, 0] * scale.reshape(-1)[t]
         raise NotPositiveDefiniteError(
-            f"not {kind} (smallest eigenvalue {eig[t, 0]:.3g})", array=name, t=t if time_axis else None
-        )
+            f"not {kind} (smallest eigenvalue {smallest:.3g}, largest {top[t] * scale.reshape(-1)[t]:.3g})",
+            array=name, t=t if time_axis else None)
 
 
 def covariance(value, name: str, shape: Sequence[int | None], time_axis: bool = True, semi: bool = False):

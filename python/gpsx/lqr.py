@@ -133,6 +133,8 @@ class _Problem:
         mean, cov = np.empty((T, n)), np.empty((T, n, n))
         d = self.dyn
         self.kern.forward(self.ws, d.F, d.f, d.cov, d.x0_mean, d.x0_cov, K, k, C, mean, cov)
+        v.check_finite(mean, "forward mean")
+        v.check_finite(cov, "forward cov")
         return mean, cov
 
     def kl(self, mean, cov, K, k, C) -> np.ndarray:
@@ -141,6 +143,7 @@ class _Problem:
                                                   self.prev.cov, out)
         if status != _OK:
             raise NotPositiveDefiniteError("controller covariance is not positive definite", array="cov", t=t_fail)
+        v.check_finite(out, "trajectory KL", time_axis=False)
         return out
 
     def diagnose_not_pd(self, t: int) -> str:
@@ -251,7 +254,7 @@ def optimize_trajectory(dyn: LinearGaussianDynamics, cost: QuadraticCost, prev: 
         raise ShapeError(f"must be a positive finite number, got {kl_bound}", array="kl_bound")
     problem = _Problem(dyn, cost, prev, policy, lam, tol, max_sweeps)
     eta = min(max(_check_eta(eta0), ETA_MIN), ETA_MAX)
-    lo, hi = ETA_MIN, ETA_MAX
+    lo = hi = None          # η known to give too large / too small a step (None: side still open)
     delta = NON_PD_DELTA0
     passes = sweeps = 0
     start = None
@@ -260,7 +263,7 @@ def optimize_trajectory(dyn: LinearGaussianDynamics, cost: QuadraticCost, prev: 
         try:
             arrays, used = problem.solve(eta, start)
         except NotPositiveDefiniteError as exc:
-            lo = max(lo, eta)
+            lo = eta if lo is None else max(lo, eta)
             eta, delta = eta + delta, 2.0 * delta
             if eta > ETA_MAX:
                 raise NotPositiveDefiniteError(
@@ -279,9 +282,9 @@ def optimize_trajectory(dyn: LinearGaussianDynamics, cost: QuadraticCost, prev: 
             break
         if kl < eps:       # step too small: lower η
             hi = eta
-            eta = max(math.sqrt(lo * hi), 0.1 * hi, ETA_MIN)
+            eta = max(0.1 * hi, ETA_MIN) if lo is None else math.sqrt(lo * hi)
         else:              # step too large: raise η
             lo = eta
-            eta = min(math.sqrt(lo * hi), 10.0 * lo)
+            eta = min(10.0 * lo, ETA_MAX) if hi is None else math.sqrt(lo * hi)
     controller = LinearGaussianController(*arrays)
     return TrajOptResult(controller, eta, kl, passes, sweeps, Marginals(mean, cov))
