@@ -153,6 +153,10 @@ def test_rollouts_are_reproducible_from_a_seed(name):
     assert not np.allclose(X1[0], X1[1])  # the samples of one call differ from each other
 
 
+needs_batch = pytest.mark.skipif(gpsx.sampling._mjbatch is None, reason="mujoco.batch needs mujoco >= 3.17")
+
+
+@needs_batch
 def test_batch_and_loop_backends_agree_bit_for_bit():
     task = task_of("peg3d")
     ctrl = task.initial_controller(0)
@@ -227,7 +231,7 @@ def test_absurd_gains_raise_and_are_marked(in_tmp_dir):
     assert task.sample(ctrl, 0, n=2, seed=0).valid.all()
 
 
-@pytest.mark.parametrize("backend", ["batch", "loop"])
+@pytest.mark.parametrize("backend", [pytest.param("batch", marks=needs_batch), "loop"])
 def test_a_physics_blow_up_is_detected_despite_mujocos_auto_reset(backend, in_tmp_dir):
     task = gpsx.tasks.make("peg2d")
     task.model.actuator_ctrllimited[:] = 0  # no torque limits (before any simulator copies the model) ...
