@@ -21,6 +21,15 @@ def _set(obj, name: str, value) -> None:
     object.__setattr__(obj, name, value)
 
 
+def _unchecked(cls, **arrays):
+    """An instance built from arrays the kernels produced (float64, C-contiguous, symmetric by
+    construction), skipping validation: for gpsx internals only, never for user input."""
+    obj = object.__new__(cls)
+    for name, value in arrays.items():
+        _set(obj, name, value)
+    return obj
+
+
 @dataclass(frozen=True, eq=False)
 class LinearGaussianController:
     """Time-varying linear-Gaussian controller p(u_t | x_t) = N(K_t x_t + k_t, cov_t).

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _backend
 from . import _validate as v
-from .containers import LinearGaussianController, LinearGaussianDynamics, Marginals, QuadraticCost
+from .containers import LinearGaussianController, LinearGaussianDynamics, Marginals, QuadraticCost, _unchecked
 from .errors import ConvergenceWarning, NonFiniteError, NotPositiveDefiniteError, ShapeError
 
 __all__ = [
@@ -123,6 +123,8 @@ class _Problem:
             raise NotPositiveDefiniteError(f"Q_uu is not positive definite at eta={eta:.6g}", array="Q_uu", t=t_fail)
         if status == _NON_FINITE:
             raise NonFiniteError(f"the backward pass overflowed at eta={eta:.6g}", array="V", t=t_fail)
+        for name, arr in (("K", K), ("k", k), ("cov", C)):
+            v.check_finite(arr, f"backward {name}")
         if status == _NOT_CONVERGED:
             warnings.warn(f"forward/backward sweeps did not reach tol={self.tol:g} in {sweeps} sweeps "
                           f"(eta={eta:.6g})", ConvergenceWarning, stacklevel=3)
@@ -172,7 +174,7 @@ def forward(dyn: LinearGaussianDynamics, ctrl: LinearGaussianController) -> Marg
     kern.forward(ws, dyn.F, dyn.f, dyn.cov, dyn.x0_mean, dyn.x0_cov, ctrl.K, ctrl.k, ctrl.cov, mean, cov)
     v.check_finite(mean, "forward mean")
     v.check_finite(cov, "forward cov")
-    return Marginals(mean, cov)
+    return _unchecked(Marginals, mean=mean, cov=cov)
 
 
 def expected_cost(marginals: Marginals, cost: QuadraticCost) -> np.ndarray:
@@ -236,7 +238,7 @@ def backward(dyn: LinearGaussianDynamics, cost: QuadraticCost, prev: LinearGauss
     """
     problem = _Problem(dyn, cost, prev, policy, lam, tol, max_sweeps)
     (K, k, C), _ = problem.solve(_check_eta(eta))
-    return LinearGaussianController(K, k, C)
+    return _unchecked(LinearGaussianController, K=K, k=k, cov=C)
 
 
 def optimize_trajectory(dyn: LinearGaussianDynamics, cost: QuadraticCost, prev: LinearGaussianController,
@@ -286,5 +288,6 @@ def optimize_trajectory(dyn: LinearGaussianDynamics, cost: QuadraticCost, prev: 
         else:              # step too large: raise η
             lo = eta
             eta = min(10.0 * lo, ETA_MAX) if hi is None else math.sqrt(lo * hi)
-    controller = LinearGaussianController(*arrays)
-    return TrajOptResult(controller, eta, kl, passes, sweeps, Marginals(mean, cov))
+    K, k, C = arrays
+    controller = _unchecked(LinearGaussianController, K=K, k=k, cov=C)
+    return TrajOptResult(controller, eta, kl, passes, sweeps, _unchecked(Marginals, mean=mean, cov=cov))
