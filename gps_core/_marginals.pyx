@@ -31,15 +31,19 @@ cdef int forward_impl(Workspace ws, int T, const double *F, const double *f, con
         for i in range(dX):
             dn_copy(dU, 1, c_t + <long>dX * n + i, n, c_t + <long>i * n + dX, 1)
         dn_copy(dU, dU, C + <long>t * dU * dU, dU, c_t + <long>dX * n + dX, n)
-        gemm(False, True, dU, dU, dX, 1.0, c_t + <long>dX * n, n, K_t, dX, 1.0, c_t + <long>dX * n + dX, n, bm)
+        # K S Kᵀ = K (K S)ᵀ, and (K S)ᵀ is the xu block just written: an NN product
+        gemm(False, False, dU, dU, dX, 1.0, K_t, dX, c_t + dX, n, 1.0, c_t + <long>dX * n + dX, n, bm)
         dn_symmetrize(dU, c_t + <long>dX * n + dX, n)
         if t < T - 1:
             # x' = F z + f;  S' = F Sigma F^T + N
             dn_copy(1, dX, f + <long>t * dX, dX, m_t + n, dX)
             gemv(False, dX, n, 1.0, F + <long>t * dX * n, n, m_t, 1.0, m_t + n, bm)
+            # F Σ Fᵀ = F (F Σ)ᵀ (Σ symmetric): transpose G = F Σ once, then an NN product
             gemm(False, False, dX, n, n, 1.0, F + <long>t * dX * n, n, c_t, n, 0.0, ws.G, n, bm)
+            for i in range(dX):
+                dn_copy(n, 1, ws.G + <long>i * n, 1, ws.Ht + i, dX)
             dn_copy(dX, dX, N + <long>t * dX * dX, dX, c_t + <long>n * n, n)
-            gemm(False, True, dX, dX, n, 1.0, ws.G, n, F + <long>t * dX * n, n, 1.0, c_t + <long>n * n, n, bm)
+            gemm(False, False, dX, dX, n, 1.0, F + <long>t * dX * n, n, ws.Ht, dX, 1.0, c_t + <long>n * n, n, bm)
             dn_symmetrize(dX, c_t + <long>n * n, n)
     return OK
 

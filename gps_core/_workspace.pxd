@@ -10,6 +10,7 @@ cdef class Workspace:
     cdef double *Qzz
     cdef double *qz
     cdef double *G
+    cdef double *Ht
     cdef double *Luu
     cdef double *Y
     cdef double *y

@@ -22,7 +22,7 @@ cdef class Workspace:
         self.lwork = syev_lwork(dU)
         cdef long n = self.n, x = dX, u = dU
         sizes = [
-            ("V", x * x), ("v", x), ("tmpx", x), ("Qzz", n * n), ("qz", n), ("G", x * n),
+            ("V", x * x), ("v", x), ("tmpx", x), ("Qzz", n * n), ("qz", n), ("G", x * n), ("Ht", n * x),
             ("Luu", u * u), ("Y", u * x), ("y", u), ("Linv", u * u),
             ("W", u * u), ("Lt", u * u), ("Lc", u * u), ("R", u * x), ("r", u), ("D", u * x),
             ("DS", u * x), ("d", u), ("M", u * u), ("B", u * u), ("T1", u * u), ("evals", u),
@@ -38,7 +38,7 @@ cdef class Workspace:
         cdef double[::1] buf = self._buf
         cdef double *base = &buf[0]
         self.V = base + <long>offsets["V"]; self.v = base + <long>offsets["v"]; self.tmpx = base + <long>offsets["tmpx"]
-        self.Qzz = base + <long>offsets["Qzz"]; self.qz = base + <long>offsets["qz"]; self.G = base + <long>offsets["G"]
+        self.Qzz = base + <long>offsets["Qzz"]; self.qz = base + <long>offsets["qz"]; self.G = base + <long>offsets["G"]; self.Ht = base + <long>offsets["Ht"]
         self.Luu = base + <long>offsets["Luu"]; self.Y = base + <long>offsets["Y"]; self.y = base + <long>offsets["y"]
         self.Linv = base + <long>offsets["Linv"]; self.W = base + <long>offsets["W"]; self.Lt = base + <long>offsets["Lt"]
         self.Lc = base + <long>offsets["Lc"]; self.R = base + <long>offsets["R"]; self.r = base + <long>offsets["r"]
