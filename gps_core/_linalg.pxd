@@ -17,6 +17,9 @@ cdef extern from "dense.h" nogil:
     int dn_potrf(int n, double *A, int lda)
     void dn_trsm(int trans, int n, int m, const double *L, int ldl, double *B, int ldb)
     void dn_syrk(int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc)
+    void dn_gemm_tn_upper(int n, int k, double alpha, const double *A, int lda, const double *B, int ldb,
+                          double *C, int ldc)
+    void dn_mirror_upper(int n, double *A, int lda)
     void dn_symmetrize(int n, double *A, int lda)
     void dn_copy(int m, int n, const double *A, int lda, double *B, int ldb)
     void dn_transpose(int n, double *A, int lda)
@@ -38,6 +41,16 @@ cdef inline void gemm(bint ta, bint tb, int m, int n, int k, double alpha, const
     cb = b'T' if tb else b'N'
     ca = b'T' if ta else b'N'
     dgemm(&cb, &ca, &bm, &bn, &bk, &alpha, <double *>B, &bldb, <double *>A, &blda, &beta, C, &bldc)
+
+
+cdef inline void gemm_tn_sym(int n, int k, double alpha, const double *A, int lda, const double *B, int ldb,
+                             double *C, int ldc, long blas_min) noexcept nogil:
+    """C (n x n) += alpha Aᵀ B for a product known to be symmetric; only the upper triangle of C is
+    guaranteed (mirror it afterwards). The C path computes just that triangle."""
+    if <long>n * n * k < blas_min:
+        dn_gemm_tn_upper(n, k, alpha, A, lda, B, ldb, C, ldc)
+    else:
+        gemm(True, False, n, n, k, alpha, A, lda, B, ldb, 1.0, C, ldc, blas_min)
 
 
 cdef inline void gemv(bint ta, int m, int k, double alpha, const double *A, int lda, const double *x,

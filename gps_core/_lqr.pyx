@@ -10,8 +10,8 @@ Workspace; loops run without the GIL; failures are status codes (see ``gpsx.refe
 from libc.math cimport fabs, sqrt
 
 from gps_core._common cimport NON_FINITE, NOT_CONVERGED, NOT_PD, OK, need
-from gps_core._linalg cimport (dn_copy, dn_finite, dn_symmetrize, dn_transpose, gemm, gemv, potrf,
-                               syev, syrk, trsm)
+from gps_core._linalg cimport (dn_copy, dn_finite, dn_mirror_upper, dn_symmetrize, dn_transpose, gemm,
+                               gemm_tn_sym, gemv, potrf, syev, syrk, trsm)
 from gps_core._marginals cimport forward_impl
 from gps_core._workspace cimport Workspace
 
@@ -54,11 +54,11 @@ cdef void build_q(Workspace ws, Stage s, double eta) noexcept nogil:
         ws.qz[i] = s.l[i] * inv_eta + s.p[i]
     if s.F != NULL:
         gemm(False, False, dX, n, dX, 1.0, ws.V, dX, s.F, n, 0.0, ws.G, n, bm)
-        gemm(True, False, n, n, dX, 1.0, s.F, n, ws.G, n, 1.0, ws.Qzz, n, bm)
+        gemm_tn_sym(n, dX, 1.0, s.F, n, ws.G, n, ws.Qzz, n, bm)
         dn_copy(1, dX, ws.v, dX, ws.tmpx, dX)
         gemv(False, dX, dX, 1.0, ws.V, dX, s.f, 1.0, ws.tmpx, bm)
         gemv(True, n, dX, 1.0, s.F, n, ws.tmpx, 1.0, ws.qz, bm)
-    dn_symmetrize(n, ws.Qzz, n)
+    dn_mirror_upper(n, ws.Qzz, n)        # Q_zz exactly symmetric, from its upper triangle
 
 
 cdef int factor_quu(Workspace ws) noexcept nogil:

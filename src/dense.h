@@ -236,13 +236,37 @@ GPSX_CLONES static void dn_trsm(int trans, int n, int m, const double *L, int ld
     }
 }
 
-/* C (n x n) = beta*C + alpha * A^T A, A is k x n; the full symmetric matrix is written.
- * The blocked product over the full square beats a triangle-only loop at these sizes. */
-static void dn_symmetrize(int n, double *A, int lda);
+/* C (n x n) += alpha * A^T B for a product known to be symmetric (A, B are k x n): only the upper
+ * triangle is computed, in 4-row strips from the diagonal block rightwards (a few entries below the
+ * diagonal come along); the caller mirrors the upper triangle. */
+GPSX_CLONES static void dn_gemm_tn_upper(int n, int k, double alpha, const double *A, int lda,
+                                         const double *B, int ldb, double *C, int ldc)
+{
+    int i0 = 0;
+    for (; i0 + 4 <= n; i0 += 4) dn_strip(4, 1, n - i0, k, alpha, A, lda, i0, B + i0, ldb, C + i0, ldc);
+    switch (n - i0) {
+    case 3: dn_strip(3, 1, n - i0, k, alpha, A, lda, i0, B + i0, ldb, C + i0, ldc); break;
+    case 2: dn_strip(2, 1, n - i0, k, alpha, A, lda, i0, B + i0, ldb, C + i0, ldc); break;
+    case 1: dn_strip(1, 1, n - i0, k, alpha, A, lda, i0, B + i0, ldb, C + i0, ldc); break;
+    default: break;
+    }
+}
+
+/* Lower triangle of A (n x n) <- its upper triangle. */
+static void dn_mirror_upper(int n, double *A, int lda)
+{
+    for (int i = 1; i < n; ++i)
+        for (int j = 0; j < i; ++j) A[(long)i * lda + j] = A[(long)j * lda + i];
+}
+
+/* C (n x n) = beta*C + alpha * A^T A, A is k x n; the full symmetric matrix is written. */
 static void dn_syrk(int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc)
 {
-    dn_gemm(1, 0, n, n, k, alpha, A, lda, A, lda, beta, C, ldc);
-    dn_symmetrize(n, C, ldc);
+    if (beta != 1.0)
+        for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j) C[(long)i * ldc + j] = beta == 0.0 ? 0.0 : beta * C[(long)i * ldc + j];
+    dn_gemm_tn_upper(n, k, alpha, A, lda, A, lda, C, ldc);
+    dn_mirror_upper(n, C, ldc);
 }
 
 /* A (n x n) <- (A + A^T) / 2 */
