@@ -26,6 +26,10 @@ _LAZY = {
     "train_policy": "policy_training",
     "PolicyTrainResult": "policy_training",
     "tasks": None,
+    "GPS": "gps",
+    "IterationReport": "gps",
+    "GPSConfig": "config",
+    "PriorConfig": "config",
 }
 
 

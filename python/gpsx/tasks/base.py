@@ -17,6 +17,7 @@ takes a ``condition`` accepts an index or a :class:`Condition`.
 from __future__ import annotations
 
 import abc
+import copy
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Sequence, Union
@@ -115,6 +116,18 @@ class Task(abc.ABC):
         state = self.__dict__.copy()
         state["_sims"] = {}
         return state
+
+    def with_horizon(self, T: int) -> "Task":
+        """A copy of this task with horizon ``T`` (e.g. a short one for quick experiments and tests).
+
+        The copy shares the model, conditions and costs; its rollouts and initial controllers have T steps.
+        """
+        if isinstance(T, bool) or int(T) != T or T < 2:
+            raise ValueError(f"horizon T must be an integer >= 2, got {T!r}")
+        task = copy.copy(self)
+        task.T = int(T)
+        task._models, task._costs, task._sims = dict(self._models), dict(self._costs), {}
+        return task
 
     # conditions -------------------------------------------------------------------------------------------
     def condition(self, condition: ConditionLike) -> Condition:

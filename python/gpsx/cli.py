@@ -1,0 +1,257 @@
+"""The ``gpsx`` command line (also ``python -m gpsx``).
+
+``gpsx tasks``                          the shipped tasks and their dimensions
+``gpsx train TASK [options]``           learn; writes a run folder (see :mod:`gpsx.runs`)
+``gpsx train --resume RUN_DIR``         continue an interrupted run from its latest checkpoint
+``gpsx eval RUN_DIR``                   the final controllers on the training conditions
+``gpsx plot RUN_DIR``                   learning curves as a PNG (needs ``gpsx[plot]``)
+``gpsx bench [args]``                   DP microbenchmarks (arguments go to ``gpsx.bench``)
+
+Until the policy phase lands, ``train`` learns the linear-Gaussian controllers only (``--no-policy``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GPSXError
+
+__all__ = ["main", "build_parser"]
+
+_handler: logging.Handler | None = None
+POLICY_NOTE = ("gpsx: policy training is not available yet; training the linear-Gaussian controllers only "
+               "(pass --no-policy to silence this note)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gpsx`` (``bench`` is dispatched before parsing; listed here for --help)."""
+    common = argparse.ArgumentParser(add_help=False)
+    verbosity = common.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log every iteration")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes, errors only")
+    parser = argparse.ArgumentParser(prog="gpsx", description="Guided Policy Search under unknown dynamics.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("tasks", parents=[common], help="list the tasks and their dimensions")
+    p.set_defaults(func=_tasks)
+
+    p = sub.add_parser("train", parents=[common], help="learn controllers on a task; writes a run folder",
+                       description="Learn on TASK and write a run folder (config.json, metrics.jsonl, "
+                                   "checkpoints/). Policy training is not available yet: controllers only.")
+    p.add_argument("task", nargs="?", help="task name (see `gpsx tasks`); omit with --resume")
+    p.add_argument("--iterations", type=int, help="total iterations (default: the config's, 10)")
+    p.add_argument("--samples", type=int, help="samples per condition per iteration (default 5)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/TASK-YYYYmmdd-HHMMSS)")
+    p.add_argument("--horizon", type=int, help="shorten the task's horizon to T steps (quick experiments)")
+    p.add_argument("--config", type=Path, help="JSON file of GPSConfig settings (flags override it)")
+    p.add_argument("--jobs", type=int, help="worker processes for sampling conditions in parallel")
+    p.add_argument("--no-policy", action="store_true",
+                   help="train the trajectory controllers only (currently the only mode)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", parents=[common], help="success of a run's final controllers on its training conditions")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--samples", type=int, default=10, help="noisy rollouts per condition (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the exploration noise (default 0)")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("plot", parents=[common], help="learning curves of a run as a PNG")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="PNG path (default RUN_DIR/learning_curves.png)")
+    p.set_defaults(func=_plot)
+
+    sub.add_parser("bench", help="DP microbenchmarks (`gpsx bench --help` for its options)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
+    args = build_parser().parse_args(argv)
+    _configure_logging(args)
+    try:
+        return args.func(args)
+    except (GPSXError, FileExistsError, ImportError) as exc:
+        print(f"gpsx {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gpsx: interrupted", file=sys.stderr)
+        return 130
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    global _handler
+    log = logging.getLogger("gpsx")
+    if _handler is not None:
+        log.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING)
+
+
+# --- tasks ---------------------------------------------------------------------------------------------------
+def _tasks(args: argparse.Namespace) -> int:
+    from . import tasks
+
+    rows = [("task", "dX", "dU", "T", "dt (s)", "train", "test")]
+    for name in tasks.names():
+        t = tasks.make(name)
+        rows.append((name, t.dX, t.dU, t.T, f"{t.dt:g}", len(t.train_conditions), len(t.test_conditions)))
+    print(_table(rows))
+    return 0
+
+
+# --- train ---------------------------------------------------------------------------------------------------
+def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .runs import RunDir
+
+    if args.resume is not None:
+        run, algo = _resumed(args, RunDir(args.resume))
+    else:
+        run, algo = _started(args)
+    if not args.no_policy and not args.quiet:
+        print(POLICY_NOTE, file=sys.stderr)
+    total = algo.config.iterations
+    with logging_redirect_tqdm(loggers=[logging.getLogger("gpsx")]), \
+            tqdm(total=total, initial=algo.iteration, desc=algo.task.name, unit="iter", disable=args.quiet,
+                 file=sys.stderr, dynamic_ncols=True) as bar:
+        try:
+            for report in algo.run(total):
+                run.record(algo, report)
+                bar.set_postfix(cost=f"{np.mean(report.mean_cost):.4g}", kl=f"{np.mean(report.kl):.3g}",
+                                eta=f"{np.exp(np.mean(np.log(report.eta))):.3g}", refresh=False)
+                bar.update()
+        except KeyboardInterrupt:
+            print(f"gpsx train: interrupted after {algo.iteration} iterations; continue with "
+                  f"`gpsx train --resume {run.path}`", file=sys.stderr)
+            return 130
+    if not args.quiet:
+        print(f"{algo.task.name}: {algo.iteration} iterations, {algo.samples_used} samples; run folder {run.path}")
+    return 0
+
+
+def _started(args: argparse.Namespace):
+    from . import tasks
+    from .config import GPSConfig
+    from .gps import GPS
+    from .runs import RunDir
+
+    if args.task is None:
+        raise GPSXError("name a task (see `gpsx tasks`) or pass --resume RUN_DIR")
+    try:
+        task = tasks.make(args.task)
+    except ValueError as exc:
+        raise GPSXError(str(exc)) from exc
+    settings = {}
+    if args.config is not None:
+        try:
+            settings = json.loads(args.config.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GPSXError(f"cannot read the config file {args.config}: {exc}") from exc
+    flags = {"iterations": args.iterations, "samples_per_condition": args.samples, "jobs": args.jobs}
+    try:
+        if args.horizon is not None:
+            task = task.with_horizon(args.horizon)
+        config = GPSConfig.from_dict({**settings, **{k: v for k, v in flags.items() if v is not None}})
+    except (TypeError, ValueError) as exc:
+        raise GPSXError(str(exc)) from exc
+    seed = 0 if args.seed is None else args.seed
+    out = args.out or Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = RunDir.create(out, {"task": task.name, "horizon": task.T, "seed": seed, "policy": False,
+                              "config": config.to_dict()})
+    return run, GPS(task, config, seed=seed)
+
+
+def _resumed(args: argparse.Namespace, run):
+    fixed = {"TASK": args.task, "--samples": args.samples, "--seed": args.seed, "--out": args.out,
+             "--horizon": args.horizon, "--config": args.config}
+    given = [name for name, value in fixed.items() if value is not None]
+    if given:
+        raise GPSXError(f"{', '.join(given)} cannot be changed when resuming (only --iterations and --jobs)")
+    algo = run.resume()
+    changes = {k: v for k, v in {"iterations": args.iterations, "jobs": args.jobs}.items() if v is not None}
+    if changes:
+        try:
+            algo.config = algo.config.replace(**changes)
+        except (TypeError, ValueError) as exc:
+            raise GPSXError(str(exc)) from exc
+    logging.getLogger("gpsx").info("resuming %s after %d iterations", run.path, algo.iteration)
+    return run, algo
+
+
+# --- eval ----------------------------------------------------------------------------------------------------
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_controller
+    from .runs import RunDir
+
+    run = RunDir(args.run_dir)
+    algo = run.load()
+    task = algo.task
+    results = [evaluate_controller(task, algo.controllers[c], c, args.samples, args.seed) for c in algo.conditions]
+    label = results[0].label
+    rows = [("condition", "cost", "success", label, f"success ({args.samples} noisy)", f"mean {label}")]
+    for r in results:
+        rows.append((r.condition, f"{r.cost:.4g}", "yes" if r.success else "no", f"{r.measure:.4g}",
+                     f"{r.noisy_success:.0%}" + (f" ({r.noisy_diverged} diverged)" if r.noisy_diverged else ""),
+                     f"{r.noisy_measure:.4g}"))
+    print(f"{task.name} after {algo.iteration} iterations ({algo.samples_used} samples), training conditions:")
+    print(_table(rows))
+    clean = sum(r.success for r in results)
+    print(f"success without noise: {clean}/{len(results)} conditions")
+    print(f"held-out test conditions {list(task.test_conditions)}: not evaluated; they need the neural-network "
+          f"policy (not available yet), the controllers belong to their training conditions")
+    (run.path / "eval.json").write_text(json.dumps(
+        {"iteration": algo.iteration, "samples_used": algo.samples_used, "samples": args.samples,
+         "seed": args.seed, "results": [vars(r) for r in results]}, indent=2) + "\n")
+    return 0
+
+
+# --- plot ----------------------------------------------------------------------------------------------------
+def _plot(args: argparse.Namespace) -> int:
+    from .plotting import learning_curves
+    from .runs import RunDir
+
+    run = RunDir(args.run_dir)
+    settings = run.settings()
+    reports = run.metrics()
+    if not reports:
+        raise GPSXError(f"{run.path} has no iterations yet (metrics.jsonl is empty)")
+    title = f"{settings['task']} (T={settings['horizon']}), {settings['config']['samples_per_condition']} " \
+            f"samples per condition per iteration, seed {settings['seed']}"
+    path = learning_curves(reports, args.out or run.path / "learning_curves.png", title)
+    print(path)
+    return 0
+
+
+# --- bench ---------------------------------------------------------------------------------------------------
+def _bench(argv: list[str]) -> int:
+    try:
+        from . import bench
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.bench":
+            raise
+        print("gpsx bench: not available in this installation (gpsx.bench is missing)", file=sys.stderr)
+        return 1
+    return bench.main(argv)
+
+
+def _table(rows: list[tuple]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

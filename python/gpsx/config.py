@@ -1,0 +1,142 @@
+"""Typed configuration of the GPS loop: :class:`GPSConfig` and its nested :class:`PriorConfig`.
+
+Configs are frozen dataclasses. ``GPSConfig.from_dict`` (used for ``--config FILE.json`` and checkpoints)
+rejects unknown keys with an error naming the key (and the closest known one), and every field is
+type- and range-checked on construction, so a misspelled or mistyped setting never passes silently.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+__all__ = ["GPSConfig", "PriorConfig"]
+
+
+def _check_keys(cls: type, d: Mapping[str, Any]) -> None:
+    if not isinstance(d, Mapping):
+        raise TypeError(f"{cls.__name__}: expected a mapping of settings, got {type(d).__name__}")
+    known = [f.name for f in fields(cls)]
+    for key in d:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"{cls.__name__}: unknown setting {key!r}{hint}; known: {', '.join(known)}")
+
+
+def _int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Settings of the per-condition GMM dynamics prior (:class:`gpsx.dynamics.DynamicsPrior`).
+
+    max_clusters: at most this many mixture components; min_samples_per_cluster: tuples per component
+    (clusters = max(2, min(max_clusters, tuples / min_samples_per_cluster))); max_samples: trajectories
+    remembered per condition; strength: the normal-inverse-Wishart pseudo-count n0 = m; em_iterations and
+    max_em_points: caps on each EM refit.
+    """
+
+    max_clusters: int = 20
+    min_samples_per_cluster: int = 40
+    max_samples: int = 20
+    strength: float = 1.0
+    em_iterations: int = 3
+    max_em_points: int = 1000
+
+    def __post_init__(self):
+        _int("max_clusters", self.max_clusters, 2)
+        _int("min_samples_per_cluster", self.min_samples_per_cluster, 1)
+        _int("max_samples", self.max_samples, 1)
+        _positive("strength", self.strength)
+        _int("em_iterations", self.em_iterations, 1)
+        _int("max_em_points", self.max_em_points, 2)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PriorConfig":
+        """Build from a mapping; unknown keys raise ``TypeError``."""
+        _check_keys(cls, d)
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class GPSConfig:
+    """Settings of the GPS loop (DESIGN §4, notes/pitfalls.md §step size).
+
+    iterations: default number of iterations of :meth:`gpsx.GPS.run`.
+    samples_per_condition: rollouts per condition per iteration (the paper's "5 samples").
+    conditions: the conditions trained on (indices into ``task.conditions``); None = the task's training
+        conditions.
+    kl_step: KL bound per time step; the bound of an iteration is ε = kl_step · T · step_mult.
+    initial_step_mult, min_step_mult, max_step_mult: the step multiplier's start and its clip range.
+    initial_eta: the first η of the η search (later searches start from the previous η).
+    initial_noise_scale: multiplies the covariance of the task's initial controllers (exploration noise).
+    dynamics_prior: :class:`PriorConfig`.
+    jobs: worker processes for sampling the conditions in parallel (joblib); results do not depend on it.
+    """
+
+    iterations: int = 10
+    samples_per_condition: int = 5
+    conditions: tuple[int, ...] | None = None
+    kl_step: float = 0.2
+    initial_step_mult: float = 1.0
+    min_step_mult: float = 0.01
+    max_step_mult: float = 10.0
+    initial_eta: float = 1.0
+    initial_noise_scale: float = 1.0
+    dynamics_prior: PriorConfig = field(default_factory=PriorConfig)
+    jobs: int = 1
+
+    def __post_init__(self):
+        _int("iterations", self.iterations, 0)
+        _int("samples_per_condition", self.samples_per_condition, 1)
+        if self.conditions is not None:
+            conds = tuple(self.conditions) if isinstance(self.conditions, (list, tuple)) else None
+            if not conds:
+                raise ValueError(f"conditions must be a non-empty list of condition indices or None, "
+                                 f"got {self.conditions!r}")
+            for c in conds:
+                _int("conditions[...]", c, 0)
+            if len(set(conds)) != len(conds):
+                raise ValueError(f"conditions has duplicates: {conds}")
+            object.__setattr__(self, "conditions", conds)
+        for name in ("kl_step", "initial_step_mult", "min_step_mult", "max_step_mult", "initial_eta",
+                     "initial_noise_scale"):
+            _positive(name, getattr(self, name))
+        if not self.min_step_mult <= self.initial_step_mult <= self.max_step_mult:
+            raise ValueError(f"need min_step_mult <= initial_step_mult <= max_step_mult, got "
+                             f"{self.min_step_mult}, {self.initial_step_mult}, {self.max_step_mult}")
+        if isinstance(self.dynamics_prior, Mapping):
+            object.__setattr__(self, "dynamics_prior", PriorConfig.from_dict(self.dynamics_prior))
+        if not isinstance(self.dynamics_prior, PriorConfig):
+            raise TypeError(f"dynamics_prior must be a PriorConfig or a mapping, got {self.dynamics_prior!r}")
+        _int("jobs", self.jobs, 1)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "GPSConfig":
+        """Build from a (JSON) mapping; unknown keys, here or in ``dynamics_prior``, raise ``TypeError``."""
+        _check_keys(cls, d)
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal config."""
+        d = asdict(self)
+        if d["conditions"] is not None:
+            d["conditions"] = list(d["conditions"])
+        return d
+
+    def replace(self, **changes: Any) -> "GPSConfig":
+        """A copy with some settings changed (checked like :meth:`from_dict`)."""
+        return GPSConfig.from_dict({**self.to_dict(), **changes})

@@ -1,0 +1,377 @@
+"""The GPS loop (Levine & Abbeel 2014, Algorithm 1), currently its trajectory-optimisation half.
+
+One iteration, per condition (each condition has its own controller, dynamics prior, η and step multiplier):
+
+1. **sampling**: ``samples_per_condition`` rollouts of the current controller (joblib across conditions when
+   ``jobs`` > 1); diverged rollouts are reported and left out;
+2. **dynamics**: the GMM prior takes the new samples, then the linear-Gaussian dynamics are fitted to them;
+3. **cost**: the cost's analytic expansion at every sample, averaged into a quadratic model
+   (:mod:`gpsx.cost_expansion`);
+4. **trajopt**: the step multiplier is adapted from predicted vs actual improvement (:mod:`gpsx.step_size`),
+   then the controller is re-optimised under KL(p_new ‖ p_cur) ≤ kl_step · T · step_mult
+   (:func:`gpsx.optimize_trajectory`).
+
+Each phase is its own method, so the policy phases of full GPS (policy linearisation, λ-weighted
+trajectory optimisation, policy training) slot in between without changing the others.
+
+Threads: an iteration runs with BLAS and OpenMP limited to one thread (``threadpoolctl``). The matrices are
+small, and on a shared machine the scikit-learn EM of the prior was measured 10–30× slower with the default
+thread pools than with one thread; parallelism comes from ``jobs`` instead.
+
+Randomness: the run's seed is a ``numpy.random.SeedSequence``; iteration i and condition m use the child
+``SeedSequence(entropy, spawn_key=(i, m))`` (split into the sampling noise and the prior's EM). Results
+therefore depend neither on ``jobs`` nor on whether the run was checkpointed and resumed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from os import PathLike
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import checkpoint
+from .config import GPSConfig
+from .containers import LinearGaussianController, LinearGaussianDynamics, QuadraticCost
+from .cost_expansion import quadratic_cost
+from .dynamics import DynamicsPrior, fit_dynamics
+from .errors import CheckpointError, NotPositiveDefiniteError
+from .lqr import optimize_trajectory
+from .sampling import Rollouts
+from .step_size import adapt_step
+
+__all__ = ["GPS", "IterationReport", "PHASES"]
+
+logger = logging.getLogger(__name__)
+
+#: Timed phases of an iteration, in order.
+PHASES = ("sampling", "dynamics", "cost", "trajopt")
+
+
+@dataclass(frozen=True)
+class IterationReport:
+    """What one iteration did. Tuples run over ``conditions``.
+
+    iteration: 0-based index; samples_used: rollouts taken so far over all conditions (this iteration's
+    included); mean_cost: mean total cost of this iteration's (valid) samples; success: fraction of this
+    iteration's samples that solve the task (a diverged sample counts as a failure); invalid_samples:
+    diverged rollouts left out; kl: KL(p_new ‖ p_cur) of the update; kl_bound: its bound ε; updated:
+    False where the η search failed (``NotPositiveDefiniteError``) and the controller was kept unchanged
+    (kl 0); eta: the η found; step_mult: the step multiplier of this update (kl_bound = kl_step · T ·
+    step_mult); timings: seconds per phase
+    (:data:`PHASES`).
+    """
+
+    iteration: int
+    samples_used: int
+    conditions: tuple[int, ...]
+    mean_cost: tuple[float, ...]
+    success: tuple[float, ...]
+    invalid_samples: tuple[int, ...]
+    kl: tuple[float, ...]
+    kl_bound: tuple[float, ...]
+    updated: tuple[bool, ...]
+    eta: tuple[float, ...]
+    step_mult: tuple[float, ...]
+    timings: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (one line of ``metrics.jsonl``)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "IterationReport":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class _Update:
+    """What produced a condition's current controller: the controller it started from, the dynamics and the
+    cost model it was optimised under (the "old" side of the step-size rule)."""
+
+    start: LinearGaussianController
+    dyn: LinearGaussianDynamics
+    cost: QuadraticCost
+
+
+@dataclass
+class _ConditionState:
+    index: int
+    controller: LinearGaussianController
+    prior: DynamicsPrior
+    eta: float
+    step_mult: float
+    last: _Update | None = None
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One condition's valid samples of this iteration and how many rollouts diverged."""
+
+    X: np.ndarray
+    U: np.ndarray
+    invalid: int
+
+
+@contextmanager
+def _timed(timings: dict[str, float], phase: str):
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = time.perf_counter() - t0
+
+
+def _sample_condition(task, controller: LinearGaussianController, condition: int, n: int, seed: int) -> Rollouts:
+    """Module-level so joblib workers can run it."""
+    return task.sample(controller, condition, n, seed=seed, noise=True)
+
+
+class GPS:
+    """Guided Policy Search on a task; for now the trajectory-only mode (linear-Gaussian controllers).
+
+    >>> algo = GPS(gpsx.tasks.make("swimmer"), GPSConfig(samples_per_condition=5), seed=0)
+    >>> for report in algo.run(iterations=20): ...
+    >>> algo.save("swimmer.gpsx"); algo = GPS.load("swimmer.gpsx")
+    """
+
+    def __init__(self, task, config: GPSConfig | None = None, seed: int | None = 0,
+                 initial_controllers: Mapping[int, LinearGaussianController] | None = None):
+        """``initial_controllers``: condition -> controller to start from (e.g. a demonstration's stabilising
+        controller); conditions not given start from ``task.initial_controller(c)``. ``config.initial_noise_scale``
+        scales the covariance of either."""
+        self.task = task
+        self.config = config if config is not None else GPSConfig()
+        if not isinstance(self.config, GPSConfig):
+            raise TypeError(f"config must be a GPSConfig, got {type(self.config).__name__}")
+        conds = self.config.conditions or tuple(task.train_conditions)
+        for c in conds:
+            if not 0 <= c < len(task.conditions):
+                raise ValueError(f"condition {c} does not exist: {task.name} has conditions "
+                                 f"0..{len(task.conditions) - 1}")
+        #: entropy of the run's SeedSequence (a random one when ``seed`` is None)
+        self.entropy: int = np.random.SeedSequence(seed).entropy
+        #: iterations completed
+        self.iteration = 0
+        #: rollouts taken so far, over all conditions
+        self.samples_used = 0
+        given = dict(initial_controllers or {})
+        unknown = set(given) - set(conds)
+        if unknown:
+            raise ValueError(f"initial_controllers for conditions {sorted(unknown)} that are not trained: {conds}")
+        self._states = [self._initial_state(c, given.get(c)) for c in conds]
+
+    def _initial_state(self, condition: int, ctrl: LinearGaussianController | None) -> _ConditionState:
+        if ctrl is None:
+            ctrl = self.task.initial_controller(condition)
+        elif (ctrl.T, ctrl.dX, ctrl.dU) != (need := (self.task.T, self.task.dX, self.task.dU)):
+            raise ValueError(f"initial controller of condition {condition} has (T, dX, dU) = "
+                             f"{(ctrl.T, ctrl.dX, ctrl.dU)}, the task needs {need}")
+        scale = self.config.initial_noise_scale
+        if scale != 1.0:
+            ctrl = LinearGaussianController(ctrl.K, ctrl.k, scale * ctrl.cov)
+        p = self.config.dynamics_prior
+        prior = DynamicsPrior(p.max_clusters, p.min_samples_per_cluster, p.max_samples, p.strength,
+                              em_iterations=p.em_iterations, max_em_points=p.max_em_points)
+        return _ConditionState(condition, ctrl, prior, self.config.initial_eta, self.config.initial_step_mult)
+
+    # --- public state --------------------------------------------------------------------------------------
+    @property
+    def conditions(self) -> tuple[int, ...]:
+        """The conditions trained on."""
+        return tuple(s.index for s in self._states)
+
+    @property
+    def controllers(self) -> dict[int, LinearGaussianController]:
+        """The current controller of every trained condition (what the next iteration samples)."""
+        return {s.index: s.controller for s in self._states}
+
+    # --- the loop ------------------------------------------------------------------------------------------
+    def run(self, iterations: int | None = None) -> Iterator[IterationReport]:
+        """Iterate until ``iterations`` (default ``config.iterations``) have been done in total, yielding a
+        report after each; a loaded (resumed) run continues from where it stopped."""
+        total = self.config.iterations if iterations is None else int(iterations)
+        while self.iteration < total:
+            yield self.step()
+
+    def step(self) -> IterationReport:
+        """One iteration: sample, fit dynamics, expand costs, optimise the controllers."""
+        with threadpool_limits(limits=1):
+            return self._step()
+
+    def _step(self) -> IterationReport:
+        timings: dict[str, float] = {}
+        seeds = [np.random.SeedSequence(self.entropy, spawn_key=(self.iteration, s.index)).spawn(2)
+                 for s in self._states]
+        with _timed(timings, "sampling"):
+            batches = self._sample([int(ss[0].generate_state(1, np.uint64)[0]) for ss in seeds])
+        with _timed(timings, "dynamics"):
+            dyns = self._fit_dynamics(batches, [ss[1] for ss in seeds])
+        with _timed(timings, "cost"):
+            costs, sample_costs = self._expand_costs(batches)
+        with _timed(timings, "trajopt"):
+            results = self._optimize_trajectories(dyns, costs)
+        n = self.config.samples_per_condition
+        self.samples_used += n * len(self._states)
+        success = [float(self.task.success(b.X, s.index).sum()) / n if len(b.X) else 0.0
+                   for s, b in zip(self._states, batches)]
+        report = IterationReport(
+            iteration=self.iteration, samples_used=self.samples_used, conditions=self.conditions,
+            mean_cost=tuple(sample_costs), success=tuple(success),
+            invalid_samples=tuple(b.invalid for b in batches),
+            kl=tuple(r[0] for r in results), kl_bound=tuple(r[1] for r in results),
+            updated=tuple(r[2] for r in results),
+            eta=tuple(s.eta for s in self._states), step_mult=tuple(s.step_mult for s in self._states),
+            timings=timings)
+        self.iteration += 1
+        logger.info("iteration %d: mean cost %s, KL %s, eta %s (%.2f s)", report.iteration,
+                    _fmt(report.mean_cost), _fmt(report.kl), _fmt(report.eta), sum(timings.values()))
+        return report
+
+    # --- phases --------------------------------------------------------------------------------------------
+    def _sample(self, seeds: list[int]) -> list[_Batch]:
+        """Roll out every condition's controller (in parallel across conditions when ``jobs`` > 1)."""
+        n, jobs = self.config.samples_per_condition, min(self.config.jobs, len(self._states))
+        args = [(self.task, s.controller, s.index, n, seed) for s, seed in zip(self._states, seeds)]
+        if jobs > 1:
+            from joblib import Parallel, delayed
+
+            rollouts = Parallel(n_jobs=jobs)(delayed(_sample_condition)(*a) for a in args)
+        else:
+            rollouts = [_sample_condition(*a) for a in args]
+        batches = []
+        for s, r in zip(self._states, rollouts):
+            valid = r.valid
+            if not valid.any():
+                r.check()   # raises RolloutDivergedError naming the sample and step
+            if not valid.all():
+                bad = int(np.flatnonzero(~valid)[0])
+                logger.warning("iteration %d, condition %d: %d of %d rollouts diverged and are left out "
+                               "(sample %d: %s)", self.iteration, s.index, int((~valid).sum()), n, bad,
+                               r.reason[bad])
+            batches.append(_Batch(r.X[valid], r.U[valid], int((~valid).sum())))
+        return batches
+
+    def _fit_dynamics(self, batches: list[_Batch], prior_seeds) -> list[LinearGaussianDynamics]:
+        """Update each condition's GMM prior with its samples and fit the linear-Gaussian dynamics."""
+        dyns = []
+        for s, b, seed in zip(self._states, batches, prior_seeds):
+            checkpoint.reseed_prior(s.prior, seed)
+            s.prior.update(b.X, b.U)
+            dyns.append(fit_dynamics(b.X, b.U, prior=s.prior))
+        return dyns
+
+    def _expand_costs(self, batches: list[_Batch]) -> tuple[list[QuadraticCost], list[float]]:
+        """Quadratic cost models and the mean total cost of the samples, per condition."""
+        costs, totals = [], []
+        for s, b in zip(self._states, batches):
+            d = self.task.cost.derivatives(b.X, b.U, s.index)
+            costs.append(quadratic_cost(d, b.X, b.U))
+            totals.append(float(d.l.sum(axis=1).mean()))
+        return costs, totals
+
+    def _optimize_trajectories(self, dyns, costs) -> list[tuple[float, float, bool]]:
+        """Adapt each step multiplier, then take the KL-bounded step; returns (KL, bound, updated) per condition.
+
+        If the η search fails (Q_uu indefinite up to η = 1e16) the condition keeps its controller for this
+        iteration (with a warning) rather than ending the run: the next iteration's samples and fit may differ,
+        and the failure is recorded in the report (``updated``). Without an update the step rule skips the
+        next iteration.
+        """
+        cfg = self.config
+        out = []
+        for s, dyn, cost in zip(self._states, dyns, costs):
+            if s.last is not None:
+                upd = adapt_step(s.step_mult, s.last.start, s.controller, s.last.dyn, s.last.cost, dyn, cost,
+                                 cfg.min_step_mult, cfg.max_step_mult)
+                logger.debug("condition %d: predicted improvement %.4g, actual %.4g, step_mult %.4g -> %.4g",
+                             s.index, upd.predicted, upd.actual, s.step_mult, upd.step_mult)
+                s.step_mult = upd.step_mult
+            bound = cfg.kl_step * dyn.T * s.step_mult
+            try:
+                res = optimize_trajectory(dyn, cost, s.controller, bound, eta0=s.eta)
+            except NotPositiveDefiniteError as exc:
+                logger.warning("iteration %d, condition %d: trajectory optimisation failed, controller kept: %s",
+                               self.iteration, s.index, exc)
+                s.last = None
+                out.append((0.0, bound, False))
+                continue
+            s.last = _Update(s.controller, dyn, cost)
+            s.controller, s.eta = res.controller, res.eta
+            out.append((res.kl, bound, True))
+        return out
+
+    # --- checkpoints ---------------------------------------------------------------------------------------
+    def save(self, path: str | PathLike) -> None:
+        """Write the complete state (atomically) to ``path``: arrays in an ``.npz``, settings as JSON."""
+        meta = {"task": self.task.name, "horizon": self.task.T, "config": self.config.to_dict(),
+                "entropy": self.entropy, "iteration": self.iteration, "samples_used": self.samples_used,
+                "conditions": [{"index": s.index, "eta": s.eta, "step_mult": s.step_mult,
+                                "has_last": s.last is not None} for s in self._states]}
+        arrays: dict[str, np.ndarray] = {}
+        for s in self._states:
+            parts: dict[str, Any] = {"controller": s.controller}
+            if s.last is not None:
+                parts.update(start=s.last.start, dyn=s.last.dyn, cost=s.last.cost)
+            for part, obj in parts.items():
+                for name in type(obj).__dataclass_fields__:
+                    arrays[f"c{s.index}.{part}.{name}"] = getattr(obj, name)
+            for name, value in checkpoint.prior_arrays(s.prior).items():
+                arrays[f"c{s.index}.prior.{name}"] = value
+        checkpoint.write(path, meta, arrays)
+
+    @classmethod
+    def load(cls, path: str | PathLike, task=None) -> "GPS":
+        """Restore a run saved by :meth:`save`. ``task``: the task object, needed only for a task that
+        ``gpsx.tasks.make`` cannot build by name; otherwise the saved task (and horizon) is rebuilt."""
+        meta, arrays = checkpoint.read(path)
+        try:
+            if task is None:
+                from . import tasks
+
+                task = tasks.make(meta["task"])
+            if task.T != meta["horizon"]:
+                task = task.with_horizon(meta["horizon"])
+            algo = cls(task, GPSConfig.from_dict(meta["config"]), seed=meta["entropy"])
+            algo.iteration, algo.samples_used = int(meta["iteration"]), int(meta["samples_used"])
+            saved = meta["conditions"]
+            if [c["index"] for c in saved] != list(algo.conditions):
+                raise CheckpointError(f"{path}: conditions {[c['index'] for c in saved]} do not match the "
+                                      f"config's {list(algo.conditions)}")
+            for s, c in zip(algo._states, saved):
+                part = _Parts(arrays, f"c{s.index}.")
+                s.eta, s.step_mult = float(c["eta"]), float(c["step_mult"])
+                s.controller = part.build("controller", LinearGaussianController)
+                if c["has_last"]:
+                    s.last = _Update(part.build("start", LinearGaussianController),
+                                     part.build("dyn", LinearGaussianDynamics), part.build("cost", QuadraticCost))
+                checkpoint.restore_prior(s.prior, part.group("prior"))
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: inconsistent checkpoint ({type(exc).__name__}: {exc})") from exc
+        return algo
+
+
+class _Parts:
+    """The arrays of one condition in a checkpoint, named ``c<index>.<part>.<field>``."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], prefix: str):
+        self.arrays, self.prefix = arrays, prefix
+
+    def group(self, part: str) -> dict[str, np.ndarray]:
+        head = f"{self.prefix}{part}."
+        return {k[len(head):]: v for k, v in self.arrays.items() if k.startswith(head)}
+
+    def build(self, part: str, kind: type):
+        """A container of type ``kind`` from its saved fields (``KeyError`` if one is missing)."""
+        group = self.group(part)
+        return kind(**{name: group[name] for name in kind.__dataclass_fields__})
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"

@@ -1,0 +1,141 @@
+"""The ``gpsx`` command line end to end on a tiny setting (peg2d, 25 steps, 3 samples, 2 conditions)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpsx.tasks
+from gpsx import checkpoint
+from gpsx.cli import POLICY_NOTE, main
+from gpsx.gps import GPS
+from gpsx.runs import RunDir
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.json"
+    path.write_text(json.dumps({"conditions": [0, 2], "samples_per_condition": 3}))
+    return path
+
+
+def train(out, tiny_config, *extra):
+    return main(["train", "peg2d", "--horizon", "25", "--config", str(tiny_config), "--out", str(out),
+                 "--no-policy", "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_config):
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    assert train(out, tiny_config, "--iterations", "3", "--seed", "5") == 0
+    return out
+
+
+def test_tasks_lists_every_task_with_its_dimensions(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    for name in gpsx.tasks.names():
+        t = gpsx.tasks.make(name)
+        row = next(line.split() for line in out if line.startswith(name + " "))
+        assert row[:4] == [name, str(t.dX), str(t.dU), str(t.T)]
+
+
+def test_train_writes_a_complete_run_folder(finished_run):
+    settings = json.loads((finished_run / "config.json").read_text())
+    assert settings["task"] == "peg2d" and settings["horizon"] == 25 and settings["seed"] == 5
+    assert settings["config"]["samples_per_condition"] == 3 and settings["config"]["iterations"] == 3
+    lines = (finished_run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in lines] == [0, 1, 2]
+    assert [json.loads(line)["samples_used"] for line in lines] == [6, 12, 18]
+    run = RunDir(finished_run)
+    assert [p.name for p in run.checkpoints()] == ["iter_0002.npz", "iter_0003.npz"]
+    algo = run.load()
+    assert algo.iteration == 3 and algo.conditions == (0, 2) and algo.task.T == 25
+
+
+def test_resume_continues_to_the_same_state(finished_run, tiny_config, tmp_path):
+    out = tmp_path / "interrupted"
+    assert train(out, tiny_config, "--iterations", "2", "--seed", "5") == 0
+    assert main(["train", "--resume", str(out), "--iterations", "3", "--quiet"]) == 0
+    meta_a, a = checkpoint.read(RunDir(finished_run).checkpoints()[-1])
+    meta_b, b = checkpoint.read(RunDir(out).checkpoints()[-1])
+    assert meta_a == meta_b and a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "timings"}  # noqa: E731
+    assert [strip(r) for r in RunDir(out).metrics()] == [strip(r) for r in RunDir(finished_run).metrics()]
+
+
+def test_resume_refuses_changed_settings(finished_run, capsys):
+    assert main(["train", "--resume", str(finished_run), "--samples", "9"]) == 1
+    assert "--samples cannot be changed" in capsys.readouterr().err
+
+
+def test_train_refuses_an_existing_run_folder(finished_run, tiny_config, capsys):
+    assert train(finished_run, tiny_config) == 1
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_misspelled_config_key_is_an_error(tmp_path, capsys):
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"samples_per_conditon": 3}))
+    assert main(["train", "peg2d", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "samples_per_conditon" in err and "samples_per_condition" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_policy_note_unless_no_policy(tmp_path, tiny_config, capsys):
+    common = ["train", "peg2d", "--horizon", "10", "--config", str(tiny_config), "--iterations", "1"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert POLICY_NOTE in captured.err and "run folder" in captured.out
+    assert main([*common, "--out", str(tmp_path / "b"), "--no-policy"]) == 0
+    assert POLICY_NOTE not in capsys.readouterr().err
+
+
+def test_eval_reports_training_conditions_and_says_test_needs_the_policy(finished_run, capsys):
+    assert main(["eval", str(finished_run), "--samples", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "final distance to target" in out and "need the neural-network policy" in out
+    saved = json.loads((finished_run / "eval.json").read_text())
+    assert [r["condition"] for r in saved["results"]] == [0, 2]
+    task = gpsx.tasks.make("peg2d").with_horizon(25)
+    algo = GPS.load(RunDir(finished_run).checkpoints()[-1])
+    X, U = task.rollout(algo.controllers[2], 2, n=1, noise=False)
+    assert saved["results"][1]["cost"] == pytest.approx(task.cost(X, U, 2).sum())
+
+
+def test_plot_writes_a_png(finished_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(finished_run), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_says_what_to_install(finished_run, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # makes `import matplotlib` raise ImportError
+    assert main(["plot", str(finished_run)]) == 1
+    assert "gpsx[plot]" in capsys.readouterr().err
+
+
+def test_bench_forwards_its_arguments(monkeypatch):
+    bench = pytest.importorskip("gpsx.bench")
+    seen = []
+    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["bench", "--cases", "swimmer", "--json"]) == 0
+    assert seen == [["--cases", "swimmer", "--json"]]
+
+
+def test_python_dash_m_gpsx_runs_end_to_end(tmp_path, tiny_config):
+    out = tmp_path / "sub"
+    env = dict(os.environ)
+    cmd = [sys.executable, "-P", "-m", "gpsx", "train", "peg2d", "--horizon", "10", "--iterations", "1",
+           "--config", str(tiny_config), "--out", str(out), "--no-policy"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "peg2d: 1 iterations" in done.stdout
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
