@@ -1,9 +1,9 @@
 """gpsx's compiled kernels (private; use the ``gpsx`` API). Twins of ``gpsx.reference``, same signatures."""
 from gps_core._workspace import DEFAULT_BLAS_MIN, Workspace
 from gps_core._marginals import conditional_kl, expected_cost, forward
-from gps_core._lqr import backward, backward_gps, kl_cost_terms
+from gps_core._lqr import backward, backward_gps
 
 OK, NOT_PD, NOT_CONVERGED, NON_FINITE = 0, 1, 2, 3
 
 __all__ = ["Workspace", "DEFAULT_BLAS_MIN", "forward", "conditional_kl", "expected_cost", "backward",
-           "backward_gps", "kl_cost_terms", "OK", "NOT_PD", "NOT_CONVERGED", "NON_FINITE"]
+           "backward_gps", "OK", "NOT_PD", "NOT_CONVERGED", "NON_FINITE"]

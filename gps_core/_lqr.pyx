@@ -2,7 +2,6 @@
 
 ``backward``: λ = 0, the max-entropy LQR pass against the previous controller (exact in one pass).
 ``backward_gps``: λ_t > 0, forward/backward sweeps to the fixed point of the policy-KL objective.
-``kl_cost_terms``: the quadratic form of −log p̂(u|x), built once per η search.
 
 Arrays are float64 C-contiguous (typed memoryviews refuse anything else); all scratch lives in the
 Workspace; loops run without the GIL; failures are status codes (see ``gpsx.reference``).
@@ -329,33 +328,3 @@ def backward_gps(Workspace ws, const double[:, :, ::1] F, const double[:, ::1] f
             if change <= tol:
                 status = OK
     return status, t_fail, sweep
-
-
-def kl_cost_terms(Workspace ws, const double[:, :, ::1] Kr, const double[:, ::1] kr, const double[:, :, ::1] W,
-                  double[:, :, ::1] P_out, double[:, ::1] p_out):
-    """Quadratic form of ½(u − Kr x − kr)ᵀ W (u − Kr x − kr) in z: P (T, n, n), p (T, n); returns 0."""
-    cdef int T = Kr.shape[0], dX = ws.dX, dU = ws.dU, n = ws.n, t, i, j
-    cdef long bm = ws.blas_min
-    cdef double *P_t
-    ws.check(T, Kr.shape[2], Kr.shape[1])
-    check_controller("W", T, dU, dX, Kr, kr, W)
-    for i, want in enumerate((T, n, n)):
-        need("P_out", i, P_out.shape[i], want)
-    need("p_out", 0, p_out.shape[0], T)
-    need("p_out", 1, p_out.shape[1], n)
-    with nogil:
-        for t in range(T):
-            P_t = &P_out[t, 0, 0]
-            gemm(False, False, dU, dX, dU, 1.0, &W[t, 0, 0], dU, &Kr[t, 0, 0], dX, 0.0, ws.R, dX, bm)
-            gemm(True, False, dX, dX, dU, 1.0, &Kr[t, 0, 0], dX, ws.R, dX, 0.0, P_t, n, bm)
-            for i in range(dU):
-                for j in range(dX):
-                    P_t[<long>(dX + i) * n + j] = -ws.R[i * dX + j]
-                    P_t[<long>j * n + dX + i] = -ws.R[i * dX + j]
-                for j in range(dU):
-                    P_t[<long>(dX + i) * n + dX + j] = W[t, i, j]
-            gemv(False, dU, dU, 1.0, &W[t, 0, 0], dU, &kr[t, 0], 0.0, ws.r, bm)
-            gemv(True, dX, dU, 1.0, &Kr[t, 0, 0], dX, ws.r, 0.0, &p_out[t, 0], bm)
-            for i in range(dU):
-                p_out[t, dX + i] = -ws.r[i]
-    return OK

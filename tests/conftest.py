@@ -10,13 +10,23 @@ from threadpoolctl import threadpool_limits
 _BLAS_LIMIT = threadpool_limits(1)
 
 
+def kl_terms(prev):
+    """Quadratic form (P, p) in z of ½(u − K̂x − k̂)ᵀ Ĉ⁻¹ (u − K̂x − k̂): a generic, dense stage-cost term."""
+    T, dU, dX = prev.K.shape
+    W, K, k = prev.precision, prev.K, prev.k
+    WK = W @ K
+    P = np.block([[np.swapaxes(K, 1, 2) @ WK, -np.swapaxes(WK, 1, 2)], [-WK, W]])
+    Wk = np.einsum("tij,tj->ti", W, k)
+    p = np.concatenate([np.einsum("tji,tj->ti", K, Wk), -Wk], axis=1)
+    return {"P": np.ascontiguousarray(P), "p": np.ascontiguousarray(p)}
+
+
 def run_kernels(kern, ws, problem, eta=1.0, lam=None, tol=1e-11, max_sweeps=300):
     """All kernel outputs of ``kern`` (gps_core or gpsx.reference) for ``problem``, as a dict of arrays."""
     d, c, p, pi = problem.dyn, problem.cost, problem.prev, problem.policy
     T, dU, dX = p.K.shape
     n = dX + dU
-    out = {"P": np.zeros((T, n, n)), "p": np.zeros((T, n))}
-    kern.kl_cost_terms(ws, p.K, p.k, p.precision, out["P"], out["p"])
+    out = kl_terms(p)
     K, k, C = np.zeros((T, dU, dX)), np.zeros((T, dU)), np.zeros((T, dU, dU))
     out["status"] = kern.backward(ws, d.F, d.f, c.C, c.c, out["P"], out["p"], eta, K, k, C)
     out.update(K=K, k=k, C=C)

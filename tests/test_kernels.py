@@ -75,9 +75,10 @@ def test_workspace_rejects_mismatched_problem(compiled):
     d, c, p = problem.dyn, problem.cost, problem.prev
     n = 5
     P, pv = np.zeros((5, n, n)), np.zeros((5, n))
+    out = (np.zeros((5, 2, 3)), np.zeros((5, 2)), np.zeros((5, 2, 2)))
     for ws in (compiled.Workspace(5, 4, 2), compiled.Workspace(5, 3, 1), compiled.Workspace(4, 3, 2)):
         with pytest.raises(ValueError):
-            compiled.kl_cost_terms(ws, p.K, p.k, p.precision, P, pv)
+            compiled.backward(ws, d.F, d.f, c.C, c.c, P, pv, 1.0, *out)
 
 
 @pytest.mark.parametrize("bad", ["F_short", "f_wide", "P_small", "out_short", "lam_short", "noncontig", "float32"])
@@ -89,7 +90,7 @@ def test_kernels_refuse_bad_arrays(compiled, bad):
     d, c, p, pi = problem.dyn, problem.cost, problem.prev, problem.policy
     ws = compiled.Workspace(T, dX, dU)
     P, pv = np.zeros((T, n, n)), np.zeros((T, n))
-    compiled.kl_cost_terms(ws, p.K, p.k, p.precision, P, pv)
+    P[:, dX:, dX:] = p.precision
     args = dict(F=d.F, f=d.f, L=c.C, l=c.c, P=P, p=pv, K=np.zeros((T, dU, dX)), k=np.zeros((T, dU)),
                 C=np.zeros((T, dU, dU)), lam=np.ones(T))
     if bad == "F_short":

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from . import _backend, reference
-from .lqr import optimize_trajectory
+from .lqr import _relative_to_prev, optimize_trajectory
 from .synthetic import BENCH_SIZES, random_problem
 
 #: Backward pass of the straightforward Cython + BLAS sequence (one call per op), ms, measured on this kind
@@ -38,10 +38,13 @@ def _case_ops(kern, problem, backend: str):
     T, dX, dU = d.T, d.dX, d.dU
     n = dX + dU
     ws = kern.Workspace(T, dX, dU)
-    P, pv = np.empty((T, n, n)), np.empty((T, n))
-    reference.kl_cost_terms(None, p.K, p.k, p.precision, P, pv)
+    F, f, L, l, P = _relative_to_prev(d, c, p)       # exactly what optimize_trajectory hands the kernel
+    pv = np.zeros((T, n))
     K, k, C = np.empty((T, dU, dX)), np.empty((T, dU)), np.empty((T, dU, dU))
-    kern.backward(ws, d.F, d.f, c.C, c.c, P, pv, 1.0, K, k, C)
+    kern.backward(ws, F, f, L, l, P, pv, 1.0, K, k, C)
+    K += p.K
+    k += p.k
+    _scratch = (np.empty((T, dU, dX)), np.empty((T, dU)), np.empty((T, dU, dU)))
     mean, cov, kl = np.empty((T, n)), np.empty((T, n, n)), np.empty(T)
     kern.forward(ws, d.F, d.f, d.cov, d.x0_mean, d.x0_cov, K, k, C, mean, cov)
 
@@ -50,7 +53,7 @@ def _case_ops(kern, problem, backend: str):
             optimize_trajectory(d, c, p, 0.2 * T)
 
     return {
-        "backward": lambda: kern.backward(ws, d.F, d.f, c.C, c.c, P, pv, 1.0, K, k, C),
+        "backward": lambda: kern.backward(ws, F, f, L, l, P, pv, 1.0, *_scratch),
         "forward": lambda: kern.forward(ws, d.F, d.f, d.cov, d.x0_mean, d.x0_cov, K, k, C, mean, cov),
         "kl": lambda: kern.conditional_kl(ws, mean, cov, K, k, C, p.K, p.k, p.cov, kl),
         "optimize": optimize,
@@ -92,18 +95,18 @@ def bench_case(name: str, T: int, dX: int, dU: int, rounds: int, budget_s: float
 
 
 def _print_table(results: list[dict], out) -> None:
-    header = f"{'case':12s} {'T':>4s} {'dX':>4s} {'dU':>3s}  " + "  ".join(
-        f"{op + ' ms (x)':>22s}" for op in OPS) + f"  {'anchor bwd ms':>13s}"
-    print(header, file=out)
-    print("-" * len(header), file=out)
+    """One row per case: compiled ms / numpy ms (paired ratio) for each op, and backward vs its anchor."""
+    cells = {op: f"{op}: compiled/numpy ms (x)" for op in OPS}
+    print(f"{'case':12s} {'T':>4s} {'dX':>4s} {'dU':>3s}  " + "  ".join(f"{cells[op]:>31s}" for op in OPS)
+          + f"  {'anchor ms (bwd/anchor)':>22s}", file=out)
     for r in results:
-        cells = []
+        row = []
         for op in OPS:
             o = r["ops"][op]
-            cells.append(f"{o['compiled_ms']:9.3f} vs {o['numpy_ms']:9.1f} ({o['ratio']:5.0f}x)"[-22:].rjust(22))
+            row.append(f"{o['compiled_ms']:9.3f} / {o['numpy_ms']:8.1f} ({o['ratio']:5.1f}x)".rjust(31))
         anchor = r.get("anchor_backward_ms")
         tail = f"{anchor:6.2f} ({r['ops']['backward']['compiled_ms'] / anchor:4.2f})" if anchor else ""
-        print(f"{r['case']:12s} {r['T']:4d} {r['dX']:4d} {r['dU']:3d}  " + "  ".join(cells) + f"  {tail:>13s}",
+        print(f"{r['case']:12s} {r['T']:4d} {r['dX']:4d} {r['dU']:3d}  " + "  ".join(row) + f"  {tail:>22s}",
               file=out)
 
 

@@ -86,8 +86,40 @@ def _check_eta(eta: float) -> float:
     return eta
 
 
+def _relative_to_prev(dyn, cost, prev):
+    """The problem in coordinates relative to the previous controller: u = K̂ x + k̂ + δ.
+
+    z = M z̃ + m with z̃ = [x; δ], M = [[I, 0], [K̂, I]], m = [0; k̂]. The dynamics become F̃ = F M,
+    f̃ = f + F_u k̂, the cost C̃ = Mᵀ C M, c̃ = Mᵀ (C m + c), and −log p̂(u|x) becomes ½ δᵀ Ĉ⁻¹ δ: no cross
+    terms in x. In the original coordinates those terms cancel in the value function only up to round-off,
+    which unstable closed-loop dynamics amplify backwards in time until Q_uu looks indefinite at any η.
+    """
+    T, dX, dU = dyn.T, dyn.dX, dyn.dU
+    Kh, kh = prev.K, prev.k
+    F, f = dyn.F, dyn.f
+    Fu = F[:, :, dX:]
+    F_new = F.copy()
+    F_new[:, :, :dX] += Fu @ Kh[:T - 1]
+    f_new = f + np.einsum("tij,tj->ti", Fu, kh[:T - 1])
+    C, c = cost.C, cost.c
+    Cxx, Cxu, Cuu = C[:, :dX, :dX], C[:, :dX, dX:], C[:, dX:, dX:]
+    KhT = np.swapaxes(Kh, 1, 2)
+    CuuK = Cuu @ Kh
+    C_new = np.empty_like(C)
+    C_new[:, :dX, dX:] = Cxu + KhT @ Cuu
+    C_new[:, dX:, :dX] = np.swapaxes(C_new[:, :dX, dX:], 1, 2)
+    C_new[:, dX:, dX:] = Cuu
+    xx = Cxx + Cxu @ Kh
+    C_new[:, :dX, :dX] = xx + np.swapaxes(Cxu @ Kh, 1, 2) + KhT @ CuuK
+    Cm_u = np.einsum("tij,tj->ti", C[:, :, dX:], kh) + c          # C m + c
+    c_new = np.concatenate([Cm_u[:, :dX] + np.einsum("tji,tj->ti", Kh, Cm_u[:, dX:]), Cm_u[:, dX:]], axis=1)
+    P = np.zeros_like(C)
+    P[:, dX:, dX:] = prev.precision
+    return F_new, np.ascontiguousarray(f_new), np.ascontiguousarray(C_new), np.ascontiguousarray(c_new), P
+
+
 class _Problem:
-    """One validated problem: kernels, workspace and the KL-to-previous terms, ready for many η."""
+    """One validated problem, in coordinates relative to the previous controller, ready for many η."""
 
     def __init__(self, dyn, cost, prev, policy=None, lam=None, tol=1e-10, max_sweeps=100):
         _check_match(dyn, ("cost", cost), ("prev", prev))
@@ -96,33 +128,38 @@ class _Problem:
             if policy is None:
                 raise ShapeError("lam > 0 needs a policy linearisation", array="policy")
             _check_match(dyn, ("policy", policy))
+            self.Kpi = np.ascontiguousarray(policy.K - prev.K)
+            self.kpi = np.ascontiguousarray(policy.k - prev.k)
         self.dyn, self.cost, self.prev, self.policy = dyn, cost, prev, policy
         self.tol, self.max_sweeps = float(tol), int(max_sweeps)
         self.kern = _backend.kernels()
         T, dX, dU = dyn.T, dyn.dX, dyn.dU
         self.ws = self.kern.Workspace(T, dX, dU)
-        n = dX + dU
-        self.P, self.p = np.empty((T, n, n)), np.empty((T, n))
-        self.kern.kl_cost_terms(self.ws, prev.K, prev.k, prev.precision, self.P, self.p)
+        self.F, self.f, self.C, self.c, self.P = _relative_to_prev(dyn, cost, prev)
+        self.p = np.zeros((T, dX + dU))
 
     def solve(self, eta: float, start: tuple | None = None):
         """Controller arrays (K, k, C) minimising J at η and the sweeps used; raises on failure."""
-        d, c, T, dX, dU = self.dyn, self.cost, self.dyn.T, self.dyn.dX, self.dyn.dU
+        d, T, dX, dU = self.dyn, self.dyn.T, self.dyn.dX, self.dyn.dU
         if self.lam is None:
             K, k, C = np.empty((T, dU, dX)), np.empty((T, dU)), np.empty((T, dU, dU))
-            status, t_fail = self.kern.backward(self.ws, d.F, d.f, c.C, c.c, self.P, self.p, eta, K, k, C)
+            status, t_fail = self.kern.backward(self.ws, self.F, self.f, self.C, self.c, self.P, self.p, eta,
+                                                K, k, C)
             sweeps = 1
         else:
-            src = start or (self.prev.K, self.prev.k, self.prev.cov)
-            K, k, C = (np.array(a, dtype=np.float64, order="C") for a in src)
-            pi = self.policy
+            K0, k0, C0 = start or (self.prev.K, self.prev.k, self.prev.cov)
+            K = np.ascontiguousarray(K0 - self.prev.K)
+            k = np.ascontiguousarray(k0 - self.prev.k)
+            C = np.array(C0, dtype=np.float64, order="C")
             status, t_fail, sweeps = self.kern.backward_gps(
-                self.ws, d.F, d.f, d.cov, d.x0_mean, d.x0_cov, c.C, c.c, self.P, self.p, eta,
-                pi.K, pi.k, pi.cov, self.lam, self.tol, self.max_sweeps, K, k, C)
+                self.ws, self.F, self.f, d.cov, d.x0_mean, d.x0_cov, self.C, self.c, self.P, self.p, eta,
+                self.Kpi, self.kpi, self.policy.cov, self.lam, self.tol, self.max_sweeps, K, k, C)
         if status == _NOT_PD:
             raise NotPositiveDefiniteError(f"Q_uu is not positive definite at eta={eta:.6g}", array="Q_uu", t=t_fail)
         if status == _NON_FINITE:
             raise NonFiniteError(f"the backward pass overflowed at eta={eta:.6g}", array="V", t=t_fail)
+        K += self.prev.K
+        k += self.prev.k
         for name, arr in (("K", K), ("k", k), ("cov", C)):
             v.check_finite(arr, f"backward {name}")
         if status == _NOT_CONVERGED:

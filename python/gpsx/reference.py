@@ -63,21 +63,6 @@ def forward(ws, F, f, Ncov, x0_mean, x0_cov, K, k, C, mean_out, cov_out) -> int:
     return OK
 
 
-def kl_cost_terms(ws, Kr, kr, W, P_out, p_out) -> int:
-    """Quadratic form of ½(u − Kr x − kr)ᵀ W (u − Kr x − kr) in z: matrix P (T,n,n) and vector p (T,n)."""
-    T, dU, dX = Kr.shape
-    for t in range(T):
-        WK = W[t] @ Kr[t]
-        P_out[t, :dX, :dX] = Kr[t].T @ WK
-        P_out[t, :dX, dX:] = -WK.T
-        P_out[t, dX:, :dX] = -WK
-        P_out[t, dX:, dX:] = W[t]
-        Wk = W[t] @ kr[t]
-        p_out[t, :dX] = Kr[t].T @ Wk
-        p_out[t, dX:] = -Wk
-    return OK
-
-
 def _stage(t, T, dX, F, f, L, l, P, p, eta, V, v):
     """Q_zz, q_z of stage t: cost/η + KL-to-previous terms + the value of the next state."""
     Qzz = L[t] / eta + P[t]
