@@ -4,7 +4,7 @@ import numpy as np
 from gps_core._linalg cimport syev_lwork
 
 # Below this many multiply-adds an operation runs in plain C (src/dense.h), at or above it in BLAS.
-DEFAULT_BLAS_MIN = 50000
+DEFAULT_BLAS_MIN = 300000
 
 
 cdef class Workspace:
