@@ -11,7 +11,9 @@
 
 /* Multiversioning: an AVX2+FMA clone where the compiler and CPU support it, portable code otherwise. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(GPSX_NO_CLONES)
-#define GPSX_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define GPSX_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), unused))
+#elif defined(__GNUC__)
+#define GPSX_CLONES __attribute__((unused))
 #else
 #define GPSX_CLONES
 #endif
@@ -172,7 +174,7 @@ GPSX_CLONES static void dn_gemm(int ta, int tb, int m, int n, int k, double alph
 }
 
 /* y (m) = beta*y + alpha * op(A) x, A is m x k (or k x m when ta). */
-static void dn_gemv(int ta, int m, int k, double alpha, const double *A, int lda,
+static inline void dn_gemv(int ta, int m, int k, double alpha, const double *A, int lda,
                     const double *x, double beta, double *y)
 {
     for (int i = 0; i < m; ++i) {
@@ -189,7 +191,7 @@ static void dn_gemv(int ta, int m, int k, double alpha, const double *A, int lda
 
 /* In-place lower Cholesky A = L L^T (lower triangle read and written, upper untouched).
  * Returns 0, or j + 1 when the leading minor of order j + 1 is not positive definite (LAPACK's info). */
-static int dn_potrf(int n, double *A, int lda)
+static inline int dn_potrf(int n, double *A, int lda)
 {
     for (int j = 0; j < n; ++j) {
         double *aj = A + (long)j * lda;
@@ -253,14 +255,14 @@ GPSX_CLONES static void dn_gemm_tn_upper(int n, int k, double alpha, const doubl
 }
 
 /* Lower triangle of A (n x n) <- its upper triangle. */
-static void dn_mirror_upper(int n, double *A, int lda)
+static inline void dn_mirror_upper(int n, double *A, int lda)
 {
     for (int i = 1; i < n; ++i)
         for (int j = 0; j < i; ++j) A[(long)i * lda + j] = A[(long)j * lda + i];
 }
 
 /* C (n x n) = beta*C + alpha * A^T A, A is k x n; the full symmetric matrix is written. */
-static void dn_syrk(int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc)
+static inline void dn_syrk(int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc)
 {
     if (beta != 1.0)
         for (int i = 0; i < n; ++i)
@@ -270,7 +272,7 @@ static void dn_syrk(int n, int k, double alpha, const double *A, int lda, double
 }
 
 /* A (n x n) <- (A + A^T) / 2 */
-static void dn_symmetrize(int n, double *A, int lda)
+static inline void dn_symmetrize(int n, double *A, int lda)
 {
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < i; ++j) {
@@ -281,14 +283,14 @@ static void dn_symmetrize(int n, double *A, int lda)
 }
 
 /* Copy an m x n block. */
-static void dn_copy(int m, int n, const double *A, int lda, double *B, int ldb)
+static inline void dn_copy(int m, int n, const double *A, int lda, double *B, int ldb)
 {
     for (int i = 0; i < m; ++i)
         for (int j = 0; j < n; ++j) B[(long)i * ldb + j] = A[(long)i * lda + j];
 }
 
 /* Transpose an n x n matrix in place. */
-static void dn_transpose(int n, double *A, int lda)
+static inline void dn_transpose(int n, double *A, int lda)
 {
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < i; ++j) {
@@ -299,7 +301,7 @@ static void dn_transpose(int n, double *A, int lda)
 }
 
 /* 1 if all m x n entries are finite. */
-static int dn_finite(int m, int n, const double *A, int lda)
+static inline int dn_finite(int m, int n, const double *A, int lda)
 {
     for (int i = 0; i < m; ++i)
         for (int j = 0; j < n; ++j)
