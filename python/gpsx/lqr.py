@@ -91,8 +91,9 @@ def _relative_to_prev(dyn, cost, prev):
 
     z = M z̃ + m with z̃ = [x; δ], M = [[I, 0], [K̂, I]], m = [0; k̂]. The dynamics become F̃ = F M,
     f̃ = f + F_u k̂, the cost C̃ = Mᵀ C M, c̃ = Mᵀ (C m + c), and −log p̂(u|x) becomes ½ δᵀ Ĉ⁻¹ δ: no cross
-    terms in x. In the original coordinates those terms cancel in the value function only up to round-off,
-    which unstable closed-loop dynamics amplify backwards in time until Q_uu looks indefinite at any η.
+    terms in x. In the original coordinates those terms (of size |K̂|² |Ĉ⁻¹|) cancel in the value function
+    only up to round-off, which unstable open-loop dynamics amplify backwards in time until Q_uu looks
+    indefinite at any η (seen on the walker with |K̂| ~ 150).
     """
     T, dX, dU = dyn.T, dyn.dX, dyn.dU
     Kh, kh = prev.K, prev.k
@@ -104,13 +105,12 @@ def _relative_to_prev(dyn, cost, prev):
     C, c = cost.C, cost.c
     Cxx, Cxu, Cuu = C[:, :dX, :dX], C[:, :dX, dX:], C[:, dX:, dX:]
     KhT = np.swapaxes(Kh, 1, 2)
-    CuuK = Cuu @ Kh
+    CxuK = Cxu @ Kh
     C_new = np.empty_like(C)
+    C_new[:, :dX, :dX] = Cxx + CxuK + np.swapaxes(CxuK, 1, 2) + KhT @ Cuu @ Kh
     C_new[:, :dX, dX:] = Cxu + KhT @ Cuu
     C_new[:, dX:, :dX] = np.swapaxes(C_new[:, :dX, dX:], 1, 2)
     C_new[:, dX:, dX:] = Cuu
-    xx = Cxx + Cxu @ Kh
-    C_new[:, :dX, :dX] = xx + np.swapaxes(Cxu @ Kh, 1, 2) + KhT @ CuuK
     Cm_u = np.einsum("tij,tj->ti", C[:, :, dX:], kh) + c          # C m + c
     c_new = np.concatenate([Cm_u[:, :dX] + np.einsum("tji,tj->ti", Kh, Cm_u[:, dX:]), Cm_u[:, dX:]], axis=1)
     P = np.zeros_like(C)
