@@ -20,6 +20,7 @@ cdef extern from "dense.h" nogil:
     void dn_gemm_tn_upper(int n, int k, double alpha, const double *A, int lda, const double *B, int ldb,
                           double *C, int ldc)
     void dn_mirror_upper(int n, double *A, int lda)
+    void dn_axpy_to(long len, double a, const double *x, const double *y, double *out)
     void dn_symmetrize(int n, double *A, int lda)
     void dn_copy(int m, int n, const double *A, int lda, double *B, int ldb)
     void dn_transpose(int n, double *A, int lda)

@@ -9,7 +9,7 @@ Workspace; loops run without the GIL; failures are status codes (see ``gpsx.refe
 from libc.math cimport fabs, sqrt
 
 from gps_core._common cimport NON_FINITE, NOT_CONVERGED, NOT_PD, OK, need
-from gps_core._linalg cimport (dn_copy, dn_finite, dn_mirror_upper, dn_symmetrize, dn_transpose, gemm,
+from gps_core._linalg cimport (dn_axpy_to, dn_copy, dn_finite, dn_mirror_upper, dn_symmetrize, dn_transpose, gemm,
                                gemm_tn_sym, gemv, potrf, syev, syrk, trsm)
 from gps_core._marginals cimport forward_impl
 from gps_core._workspace cimport Workspace
@@ -47,10 +47,8 @@ cdef void build_q(Workspace ws, Stage s, double eta) noexcept nogil:
     cdef int dX = ws.dX, n = ws.n, i
     cdef long bm = ws.blas_min
     cdef double inv_eta = 1.0 / eta
-    for i in range(n * n):
-        ws.Qzz[i] = s.L[i] * inv_eta + s.P[i]
-    for i in range(n):
-        ws.qz[i] = s.l[i] * inv_eta + s.p[i]
+    dn_axpy_to(<long>n * n, inv_eta, s.L, s.P, ws.Qzz)
+    dn_axpy_to(n, inv_eta, s.l, s.p, ws.qz)
     if s.F != NULL:
         gemm(False, False, dX, n, dX, 1.0, ws.V, dX, s.F, n, 0.0, ws.G, n, bm)
         gemm_tn_sym(n, dX, 1.0, s.F, n, ws.G, n, ws.Qzz, n, bm)
