@@ -1,4 +1,7 @@
-"""The ``gpsx`` command line end to end on a tiny setting (peg2d, 25 steps, 3 samples, 2 conditions)."""
+"""The ``gpsx`` command line end to end on a tiny setting (peg2d, 25 steps, 3 samples, 2 conditions).
+
+Most tests use the trajectory-only mode (``--no-policy``); the guided default has its own tests here.
+"""
 from __future__ import annotations
 
 import json
@@ -11,8 +14,9 @@ import pytest
 
 import gpsx.tasks
 from gpsx import checkpoint
-from gpsx.cli import POLICY_NOTE, main
+from gpsx.cli import main
 from gpsx.gps import GPS
+from gpsx.guided import ObservedPolicy
 from gpsx.runs import RunDir
 
 
@@ -88,19 +92,50 @@ def test_misspelled_config_key_is_an_error(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_policy_note_unless_no_policy(tmp_path, tiny_config, capsys):
-    common = ["train", "peg2d", "--horizon", "10", "--config", str(tiny_config), "--iterations", "1"]
-    assert main([*common, "--out", str(tmp_path / "a")]) == 0
-    captured = capsys.readouterr()
-    assert POLICY_NOTE in captured.err and "run folder" in captured.out
-    assert main([*common, "--out", str(tmp_path / "b"), "--no-policy"]) == 0
-    assert POLICY_NOTE not in capsys.readouterr().err
+@pytest.fixture(scope="module")
+def guided_run(tmp_path_factory):
+    """A guided (default-mode) run: peg2d, 15 steps, 2 iterations, a small network."""
+    folder = tmp_path_factory.mktemp("guided")
+    cfg = folder / "guided.json"
+    cfg.write_text(json.dumps({"conditions": [0, 2], "samples_per_condition": 3,
+                               "guided": {"hidden_sizes": [10], "train_iterations": 10}}))
+    out = folder / "run"
+    assert main(["train", "peg2d", "--horizon", "15", "--config", str(cfg), "--iterations", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    return out
 
 
-def test_eval_reports_training_conditions_and_says_test_needs_the_policy(finished_run, capsys):
+def test_train_learns_a_policy_by_default(guided_run, finished_run):
+    assert json.loads((guided_run / "config.json").read_text())["policy"] is True
+    assert json.loads((finished_run / "config.json").read_text())["policy"] is False
+    reports = RunDir(guided_run).metrics()
+    assert len(reports) == 2 and all(len(r.policy_cost) == 2 and len(r.test_policy_cost) == 3 for r in reports)
+    assert RunDir(guided_run).load().policy is not None and RunDir(finished_run).load().policy is None
+    assert RunDir(finished_run).metrics()[0].policy_cost == ()
+
+
+def test_resume_refuses_to_drop_the_policy(guided_run, capsys):
+    assert main(["train", "--resume", str(guided_run), "--no-policy"]) == 1
+    assert "--no-policy cannot be changed" in capsys.readouterr().err
+
+
+def test_eval_of_a_guided_run_evaluates_the_policy_on_held_out_conditions(guided_run, capsys):
+    assert main(["eval", str(guided_run), "--samples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "the policy" in out and "held-out test conditions" in out
+    saved = json.loads((guided_run / "eval.json").read_text())
+    assert saved["evaluated"] == "policy"
+    assert [r["condition"] for r in saved["results"]] == [0, 2, 4, 5, 6]
+    task = gpsx.tasks.make("peg2d").with_horizon(15)
+    algo = RunDir(guided_run).load()
+    X, U = task.rollout(ObservedPolicy(algo.policy, task, 5), 5, n=1, noise=False)
+    assert saved["results"][3]["cost"] == pytest.approx(task.cost(X, U, 5).sum())
+
+
+def test_eval_of_a_no_policy_run_reports_training_conditions_only(finished_run, capsys):
     assert main(["eval", str(finished_run), "--samples", "3"]) == 0
     out = capsys.readouterr().out
-    assert "final distance to target" in out and "need the neural-network policy" in out
+    assert "final distance to target" in out and "this run has no policy" in out
     saved = json.loads((finished_run / "eval.json").read_text())
     assert [r["condition"] for r in saved["results"]] == [0, 2]
     task = gpsx.tasks.make("peg2d").with_horizon(25)
@@ -139,3 +174,10 @@ def test_python_dash_m_gpsx_runs_end_to_end(tmp_path, tiny_config):
     assert done.returncode == 0, done.stderr
     assert "peg2d: 1 iterations" in done.stdout
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_plot_of_a_guided_run_has_the_policy_panel(guided_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "guided.png"
+    assert main(["plot", str(guided_run), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

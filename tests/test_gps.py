@@ -26,7 +26,8 @@ def peg2d():
 
 
 def small_config(**changes) -> GPSConfig:
-    return GPSConfig(conditions=(0, 3), **changes)
+    """Two conditions, trajectory-only mode (the policy mode is tested in test_gps_policy.py)."""
+    return GPSConfig(conditions=(0, 3), policy=False, **changes)
 
 
 def state_of(algo: GPS, path) -> tuple[dict, dict[str, np.ndarray]]:

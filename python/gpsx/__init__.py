@@ -30,6 +30,7 @@ _LAZY = {
     "IterationReport": "gps",
     "GPSConfig": "config",
     "PriorConfig": "config",
+    "GuidedConfig": "config",
 }
 
 

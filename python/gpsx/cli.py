@@ -1,13 +1,13 @@
 """The ``gpsx`` command line (also ``python -m gpsx``).
 
 ``gpsx tasks``                          the shipped tasks and their dimensions
-``gpsx train TASK [options]``           learn; writes a run folder (see :mod:`gpsx.runs`)
+``gpsx train TASK [options]``           guided policy search; writes a run folder (see :mod:`gpsx.runs`)
+``gpsx train TASK --no-policy``         the linear-Gaussian controllers only (trajectory optimisation)
 ``gpsx train --resume RUN_DIR``         continue an interrupted run from its latest checkpoint
-``gpsx eval RUN_DIR``                   the final controllers on the training conditions
+``gpsx eval RUN_DIR``                   the policy on the trained and the held-out conditions (or, for a
+                                        ``--no-policy`` run, the final controllers on their conditions)
 ``gpsx plot RUN_DIR``                   learning curves as a PNG (needs ``gpsx[plot]``)
 ``gpsx bench [args]``                   DP microbenchmarks (arguments go to ``gpsx.bench``)
-
-Until the policy phase lands, ``train`` learns the linear-Gaussian controllers only (``--no-policy``).
 """
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ from .errors import GPSXError
 __all__ = ["main", "build_parser"]
 
 _handler: logging.Handler | None = None
-POLICY_NOTE = ("gpsx: policy training is not available yet; training the linear-Gaussian controllers only "
-               "(pass --no-policy to silence this note)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tasks", parents=[common], help="list the tasks and their dimensions")
     p.set_defaults(func=_tasks)
 
-    p = sub.add_parser("train", parents=[common], help="learn controllers on a task; writes a run folder",
-                       description="Learn on TASK and write a run folder (config.json, metrics.jsonl, "
-                                   "checkpoints/). Policy training is not available yet: controllers only.")
+    p = sub.add_parser("train", parents=[common], help="learn a policy on a task; writes a run folder",
+                       description="Guided policy search on TASK: linear-Gaussian controllers per training "
+                                   "condition guide a neural-network policy. Writes a run folder "
+                                   "(config.json, metrics.jsonl, checkpoints/).")
     p.add_argument("task", nargs="?", help="task name (see `gpsx tasks`); omit with --resume")
     p.add_argument("--iterations", type=int, help="total iterations (default: the config's, 10)")
     p.add_argument("--samples", type=int, help="samples per condition per iteration (default 5)")
@@ -53,11 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="JSON file of GPSConfig settings (flags override it)")
     p.add_argument("--jobs", type=int, help="worker processes for sampling conditions in parallel")
     p.add_argument("--no-policy", action="store_true",
-                   help="train the trajectory controllers only (currently the only mode)")
+                   help="train the linear-Gaussian controllers only, no neural-network policy")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("eval", parents=[common], help="success of a run's final controllers on its training conditions")
+    p = sub.add_parser("eval", parents=[common],
+                       help="success of a run's policy on its training and held-out conditions "
+                            "(of its controllers for a --no-policy run)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--samples", type=int, default=10, help="noisy rollouts per condition (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the exploration noise (default 0)")
@@ -123,8 +124,6 @@ def _train(args: argparse.Namespace) -> int:
         run, algo = _resumed(args, RunDir(args.resume))
     else:
         run, algo = _started(args)
-    if not args.no_policy and not args.quiet:
-        print(POLICY_NOTE, file=sys.stderr)
     total = algo.config.iterations
     with logging_redirect_tqdm(loggers=[logging.getLogger("gpsx")]), \
             tqdm(total=total, initial=algo.iteration, desc=algo.task.name, unit="iter", disable=args.quiet,
@@ -132,8 +131,11 @@ def _train(args: argparse.Namespace) -> int:
         try:
             for report in algo.run(total):
                 run.record(algo, report)
-                bar.set_postfix(cost=f"{np.mean(report.mean_cost):.4g}", kl=f"{np.mean(report.kl):.3g}",
-                                eta=f"{np.exp(np.mean(np.log(report.eta))):.3g}", refresh=False)
+                postfix = {"cost": f"{np.mean(report.mean_cost):.4g}", "kl": f"{np.mean(report.kl):.3g}",
+                           "eta": f"{np.exp(np.mean(np.log(report.eta))):.3g}"}
+                if report.policy_cost:
+                    postfix["policy"] = f"{np.mean(report.policy_cost):.4g}"
+                bar.set_postfix(postfix, refresh=False)
                 bar.update()
         except KeyboardInterrupt:
             print(f"gpsx train: interrupted after {algo.iteration} iterations; continue with "
@@ -162,7 +164,8 @@ def _started(args: argparse.Namespace):
             settings = json.loads(args.config.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise GPSXError(f"cannot read the config file {args.config}: {exc}") from exc
-    flags = {"iterations": args.iterations, "samples_per_condition": args.samples, "jobs": args.jobs}
+    flags = {"iterations": args.iterations, "samples_per_condition": args.samples, "jobs": args.jobs,
+             "policy": False if args.no_policy else None}
     try:
         if args.horizon is not None:
             task = task.with_horizon(args.horizon)
@@ -171,14 +174,14 @@ def _started(args: argparse.Namespace):
         raise GPSXError(str(exc)) from exc
     seed = 0 if args.seed is None else args.seed
     out = args.out or Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = RunDir.create(out, {"task": task.name, "horizon": task.T, "seed": seed, "policy": False,
+    run = RunDir.create(out, {"task": task.name, "horizon": task.T, "seed": seed, "policy": config.policy,
                               "config": config.to_dict()})
     return run, GPS(task, config, seed=seed)
 
 
 def _resumed(args: argparse.Namespace, run):
     fixed = {"TASK": args.task, "--samples": args.samples, "--seed": args.seed, "--out": args.out,
-             "--horizon": args.horizon, "--config": args.config}
+             "--horizon": args.horizon, "--config": args.config, "--no-policy": args.no_policy or None}
     given = [name for name, value in fixed.items() if value is not None]
     if given:
         raise GPSXError(f"{', '.join(given)} cannot be changed when resuming (only --iterations and --jobs)")
@@ -195,29 +198,61 @@ def _resumed(args: argparse.Namespace, run):
 
 # --- eval ----------------------------------------------------------------------------------------------------
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_controller
     from .runs import RunDir
 
     run = RunDir(args.run_dir)
     algo = run.load()
+    if algo.policy is None:
+        results = _eval_controllers(algo, args)
+    else:
+        results = _eval_policy(algo, args)
+    (run.path / "eval.json").write_text(json.dumps(
+        {"iteration": algo.iteration, "samples_used": algo.samples_used, "samples": args.samples,
+         "seed": args.seed, "evaluated": "controllers" if algo.policy is None else "policy",
+         "results": [vars(r) for r in results]}, indent=2) + "\n")
+    return 0
+
+
+def _eval_controllers(algo, args: argparse.Namespace) -> list:
+    """Each trained condition's final controller on its own condition (trajectory-only runs)."""
+    from .evaluation import evaluate_controller
+
     task = algo.task
     results = [evaluate_controller(task, algo.controllers[c], c, args.samples, args.seed) for c in algo.conditions]
+    print(f"{task.name} after {algo.iteration} iterations ({algo.samples_used} samples), the controllers on "
+          f"their training conditions:")
+    print(_results_table(results, args.samples))
+    print(f"success without noise: {sum(r.success for r in results)}/{len(results)} conditions")
+    print(f"held-out test conditions {list(task.test_conditions)}: not evaluated; this run has no policy "
+          f"(--no-policy), and the controllers belong to their training conditions")
+    return results
+
+
+def _eval_policy(algo, args: argparse.Namespace) -> list:
+    """The neural-network policy on the trained and on the held-out test conditions."""
+    from .evaluation import evaluate_policy
+
+    task = algo.task
+    print(f"{task.name} after {algo.iteration} iterations ({algo.samples_used} samples), the policy:")
+    results = []
+    for label, conds in (("trained", algo.conditions), ("held-out test", task.test_conditions)):
+        part = [evaluate_policy(task, algo.policy, c, args.samples, args.seed) for c in conds]
+        if part:
+            print(f"{label} conditions:")
+            print(_results_table(part, args.samples))
+            print(f"success without noise on the {label} conditions: {sum(r.success for r in part)}/{len(part)}")
+        results += part
+    return results
+
+
+def _results_table(results: list, samples: int) -> str:
     label = results[0].label
-    rows = [("condition", "cost", "success", label, f"success ({args.samples} noisy)", f"mean {label}")]
+    rows = [("condition", "cost", "success", label, f"success ({samples} noisy)", f"mean {label}")]
     for r in results:
         rows.append((r.condition, f"{r.cost:.4g}", "yes" if r.success else "no", f"{r.measure:.4g}",
                      f"{r.noisy_success:.0%}" + (f" ({r.noisy_diverged} diverged)" if r.noisy_diverged else ""),
                      f"{r.noisy_measure:.4g}"))
-    print(f"{task.name} after {algo.iteration} iterations ({algo.samples_used} samples), training conditions:")
-    print(_table(rows))
-    clean = sum(r.success for r in results)
-    print(f"success without noise: {clean}/{len(results)} conditions")
-    print(f"held-out test conditions {list(task.test_conditions)}: not evaluated; they need the neural-network "
-          f"policy (not available yet), the controllers belong to their training conditions")
-    (run.path / "eval.json").write_text(json.dumps(
-        {"iteration": algo.iteration, "samples_used": algo.samples_used, "samples": args.samples,
-         "seed": args.seed, "results": [vars(r) for r in results]}, indent=2) + "\n")
-    return 0
+    return _table(rows)
 
 
 # --- plot ----------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Typed configuration of the GPS loop: :class:`GPSConfig` and its nested :class:`PriorConfig`.
+"""Typed configuration of the GPS loop: :class:`GPSConfig` and its nested :class:`PriorConfig` and
+:class:`GuidedConfig`.
 
 Configs are frozen dataclasses. ``GPSConfig.from_dict`` (used for ``--config FILE.json`` and checkpoints)
 rejects unknown keys with an error naming the key (and the closest known one), and every field is
@@ -11,7 +12,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
-__all__ = ["GPSConfig", "PriorConfig"]
+from .policy import ACTIVATIONS
+
+__all__ = ["GPSConfig", "GuidedConfig", "PriorConfig"]
 
 
 def _check_keys(cls: type, d: Mapping[str, Any]) -> None:
@@ -23,6 +26,25 @@ def _check_keys(cls: type, d: Mapping[str, Any]) -> None:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TypeError(f"{cls.__name__}: unknown setting {key!r}{hint}; known: {', '.join(known)}")
+
+
+class _FromDict:
+    """``from_dict``: build a config from a (JSON) mapping; an unknown key raises ``TypeError`` naming it."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        _check_keys(cls, d)
+        return cls(**d)
+
+
+def _nested(obj: Any, name: str, cls: type) -> None:
+    """Accept the nested config ``obj.name`` as a ``cls`` or as a mapping (turned into one, keys checked)."""
+    value = getattr(obj, name)
+    if isinstance(value, Mapping):
+        value = cls.from_dict(value)
+        object.__setattr__(obj, name, value)
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__} or a mapping, got {value!r}")
 
 
 def _int(name: str, value: Any, low: int) -> None:
@@ -40,7 +62,7 @@ def _positive(name: str, value: Any) -> None:
 
 
 @dataclass(frozen=True)
-class PriorConfig:
+class PriorConfig(_FromDict):
     """Settings of the per-condition GMM dynamics prior (:class:`gpsx.dynamics.DynamicsPrior`).
 
     max_clusters: at most this many mixture components; min_samples_per_cluster: tuples per component
@@ -64,15 +86,63 @@ class PriorConfig:
         _int("em_iterations", self.em_iterations, 1)
         _int("max_em_points", self.max_em_points, 2)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PriorConfig":
-        """Build from a mapping; unknown keys raise ``TypeError``."""
-        _check_keys(cls, d)
-        return cls(**d)
 
 
 @dataclass(frozen=True)
-class GPSConfig:
+class GuidedConfig(_FromDict):
+    """Settings of the policy half of guided policy search (DESIGN §4 "λ_t" and "Policy"; :mod:`gpsx.guided`).
+
+    hidden_sizes, activation, init_std: the Gaussian MLP policy (:class:`gpsx.policy.GaussianMLPPolicy`).
+    train_iterations: L-BFGS iterations per GPS iteration (each call warm-starts from the previous weights).
+    weight_decay: dimensionless weight decay of :func:`gpsx.policy_training.train_policy`.
+    buffer_iterations: the policy trains on the states of this many most recent iterations per condition
+        (this one included), all relabelled with the current controllers' actions (Appendix A).
+    initial_lambda: λ_t at every step before the first update.
+    lambda_rate: the initial dual step α of λ_t ← max(0, λ_t + α·KL_t).
+    lambda_rate_increase: α is multiplied by this (per condition) whenever the mean KL(π‖p) did not fall
+        since the previous iteration; lambda_rate_max caps α.
+    policy_prior: the GMM prior of the policy linearisation (one, pooled over the trained conditions).
+    """
+
+    hidden_sizes: tuple[int, ...] = (40, 40)
+    activation: str = "softplus"
+    init_std: float = 1.0
+    train_iterations: int = 50
+    weight_decay: float = 0.0
+    buffer_iterations: int = 3
+    initial_lambda: float = 0.01
+    lambda_rate: float = 0.01
+    lambda_rate_increase: float = 2.0
+    lambda_rate_max: float = 100.0
+    policy_prior: PriorConfig = field(default_factory=PriorConfig)
+
+    def __post_init__(self):
+        sizes = self.hidden_sizes
+        if not isinstance(sizes, (list, tuple)):
+            raise TypeError(f"hidden_sizes must be a list of layer widths, got {sizes!r}")
+        for h in sizes:
+            _int("hidden_sizes[...]", h, 1)
+        object.__setattr__(self, "hidden_sizes", tuple(sizes))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        for name in ("init_std", "initial_lambda", "lambda_rate", "lambda_rate_max"):
+            _positive(name, getattr(self, name))
+        _int("train_iterations", self.train_iterations, 1)
+        _int("buffer_iterations", self.buffer_iterations, 1)
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
+                or not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        _positive("lambda_rate_increase", self.lambda_rate_increase)
+        if self.lambda_rate_increase < 1:
+            raise ValueError(f"lambda_rate_increase must be >= 1, got {self.lambda_rate_increase}")
+        if self.lambda_rate > self.lambda_rate_max:
+            raise ValueError(f"need lambda_rate <= lambda_rate_max, got {self.lambda_rate}, {self.lambda_rate_max}")
+        _nested(self, "policy_prior", PriorConfig)
+
+
+
+@dataclass(frozen=True)
+class GPSConfig(_FromDict):
     """Settings of the GPS loop (DESIGN §4, notes/pitfalls.md §step size).
 
     iterations: default number of iterations of :meth:`gpsx.GPS.run`.
@@ -85,6 +155,9 @@ class GPSConfig:
     initial_noise_scale: multiplies the covariance of the task's initial controllers (exploration noise).
     dynamics_prior: :class:`PriorConfig`.
     jobs: worker processes for sampling the conditions in parallel (joblib); results do not depend on it.
+    policy: True (default) for guided policy search with the neural-network policy; False for the
+        trajectory-only mode (linear-Gaussian controllers only).
+    guided: :class:`GuidedConfig`, the policy half's settings (unused when ``policy`` is False).
     """
 
     iterations: int = 10
@@ -98,6 +171,8 @@ class GPSConfig:
     initial_noise_scale: float = 1.0
     dynamics_prior: PriorConfig = field(default_factory=PriorConfig)
     jobs: int = 1
+    policy: bool = True
+    guided: GuidedConfig = field(default_factory=GuidedConfig)
 
     def __post_init__(self):
         _int("iterations", self.iterations, 0)
@@ -118,23 +193,19 @@ class GPSConfig:
         if not self.min_step_mult <= self.initial_step_mult <= self.max_step_mult:
             raise ValueError(f"need min_step_mult <= initial_step_mult <= max_step_mult, got "
                              f"{self.min_step_mult}, {self.initial_step_mult}, {self.max_step_mult}")
-        if isinstance(self.dynamics_prior, Mapping):
-            object.__setattr__(self, "dynamics_prior", PriorConfig.from_dict(self.dynamics_prior))
-        if not isinstance(self.dynamics_prior, PriorConfig):
-            raise TypeError(f"dynamics_prior must be a PriorConfig or a mapping, got {self.dynamics_prior!r}")
+        _nested(self, "dynamics_prior", PriorConfig)
         _int("jobs", self.jobs, 1)
+        if not isinstance(self.policy, bool):
+            raise TypeError(f"policy must be true or false, got {self.policy!r}")
+        _nested(self, "guided", GuidedConfig)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "GPSConfig":
-        """Build from a (JSON) mapping; unknown keys, here or in ``dynamics_prior``, raise ``TypeError``."""
-        _check_keys(cls, d)
-        return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict that :meth:`from_dict` turns back into an equal config."""
         d = asdict(self)
         if d["conditions"] is not None:
             d["conditions"] = list(d["conditions"])
+        d["guided"]["hidden_sizes"] = list(d["guided"]["hidden_sizes"])
         return d
 
     def replace(self, **changes: Any) -> "GPSConfig":

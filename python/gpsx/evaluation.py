@@ -1,4 +1,4 @@
-"""Evaluate a run's controllers on its conditions: cost, success and each task's headline number.
+"""Evaluate a run's controllers or its policy on conditions: cost, success and each task's headline number.
 
 The headline number of a sample (:func:`outcome`) is what the paper's success tests measure: the distance
 travelled along +x over the horizon for a task with ``forward_distance`` (swimmer, walker), else the final
@@ -12,8 +12,10 @@ import numpy as np
 
 from .containers import LinearGaussianController
 from .costs import PointTarget
+from .guided import ObservedPolicy
+from .policy import GaussianMLPPolicy
 
-__all__ = ["outcome", "ConditionResult", "evaluate_controller"]
+__all__ = ["outcome", "ConditionResult", "evaluate_controller", "evaluate_policy"]
 
 
 def outcome(task, X: np.ndarray, condition: int) -> tuple[str, np.ndarray]:
@@ -42,9 +44,10 @@ class ConditionResult:
     noisy_diverged: int
 
 
-def evaluate_controller(task, controller: LinearGaussianController, condition: int, samples: int = 10,
-                        seed: int = 0) -> ConditionResult:
-    """Run ``controller`` on ``condition`` once without noise and ``samples`` times with its noise."""
+def evaluate_controller(task, controller: LinearGaussianController | ObservedPolicy, condition: int,
+                        samples: int = 10, seed: int = 0) -> ConditionResult:
+    """Run ``controller`` (or any sampler policy) on ``condition`` once without noise and ``samples`` times
+    with its noise."""
     clean = task.sample(controller, condition, 1, seed=seed, noise=False).check()
     label, measure = outcome(task, clean.X, condition)
     noisy = task.sample(controller, condition, samples, seed=seed, noise=True)
@@ -54,3 +57,10 @@ def evaluate_controller(task, controller: LinearGaussianController, condition: i
     return ConditionResult(condition, label, float(task.cost(clean.X, clean.U, condition).sum()),
                            bool(task.success(clean.X, condition)[0]), float(measure[0]), noisy_success,
                            noisy_measure, int((~ok).sum()))
+
+
+def evaluate_policy(task, policy: GaussianMLPPolicy, condition: int, samples: int = 10,
+                    seed: int = 0) -> ConditionResult:
+    """:func:`evaluate_controller` for the neural-network policy (observing ``task.observe(x, condition)``);
+    its noise is the policy's own Σ^π."""
+    return evaluate_controller(task, ObservedPolicy(policy, task, condition), condition, samples, seed)

@@ -1,4 +1,4 @@
-"""The GPS loop (Levine & Abbeel 2014, Algorithm 1), currently its trajectory-optimisation half.
+"""The GPS loop (Levine & Abbeel 2014, Algorithm 1): guided policy search, or trajectory optimisation alone.
 
 One iteration, per condition (each condition has its own controller, dynamics prior, η and step multiplier):
 
@@ -11,8 +11,16 @@ One iteration, per condition (each condition has its own controller, dynamics pr
    then the controller is re-optimised under KL(p_new ‖ p_cur) ≤ kl_step · T · step_mult
    (:func:`gpsx.optimize_trajectory`).
 
-Each phase is its own method, so the policy phases of full GPS (policy linearisation, λ-weighted
-trajectory optimisation, policy training) slot in between without changing the others.
+With ``config.policy`` (the default) the policy phases of :mod:`gpsx.guided` run between 3 and 4, in the
+order of Appendix A (sample from the new p, train the policy on those samples, then update p):
+
+- **policy**: this iteration's states join the relabelling buffer and the policy is trained on it;
+- **linearization**: the trained policy is linearised around this iteration's samples;
+- **trajopt**: as 4, with ``policy=lin, lam=λ`` and the step rule's estimates including Σ_t λ_t·policy_kl_t;
+  then λ_t takes its dual step (KL(π‖p) under the new controllers);
+- **evaluation**: one noise-free rollout of the policy's mean on every trained and every held-out test
+  condition (noise-free: deterministic, so one rollout says what the policy does; the noisy samples of the
+  controllers are reported separately).
 
 Threads: an iteration runs with BLAS and OpenMP limited to one thread (``threadpoolctl``). The matrices are
 small, and on a shared machine the scikit-learn EM of the prior was measured 10–30× slower with the default
@@ -40,16 +48,18 @@ from .containers import LinearGaussianController, LinearGaussianDynamics, Quadra
 from .cost_expansion import quadratic_cost
 from .dynamics import DynamicsPrior, fit_dynamics
 from .errors import CheckpointError, NotPositiveDefiniteError
+from .guided import Guide, PolicyOutcome, adapt_step_gps, policy_outcomes
 from .lqr import optimize_trajectory
 from .sampling import Rollouts
 from .step_size import adapt_step
 
-__all__ = ["GPS", "IterationReport", "PHASES"]
+__all__ = ["GPS", "IterationReport", "PHASES", "POLICY_PHASES"]
 
 logger = logging.getLogger(__name__)
 
-#: Timed phases of an iteration, in order.
+#: Timed phases of an iteration, in order: trajectory-only mode, and guided policy search.
 PHASES = ("sampling", "dynamics", "cost", "trajopt")
+POLICY_PHASES = ("sampling", "dynamics", "cost", "policy", "linearization", "trajopt", "evaluation")
 
 
 @dataclass(frozen=True)
@@ -62,8 +72,15 @@ class IterationReport:
     diverged rollouts left out; kl: KL(p_new ‖ p_cur) of the update; kl_bound: its bound ε; updated:
     False where the η search failed (``NotPositiveDefiniteError``) and the controller was kept unchanged
     (kl 0); eta: the η found; step_mult: the step multiplier of this update (kl_bound = kl_step · T ·
-    step_mult); timings: seconds per phase
-    (:data:`PHASES`).
+    step_mult); timings: seconds per phase (:data:`PHASES`, or :data:`POLICY_PHASES` with the policy).
+
+    With the policy (empty / None in trajectory-only mode): policy_cost, policy_success: total cost and
+    success of one noise-free rollout of the policy's mean per trained condition (cost NaN if it diverged);
+    test_conditions, test_policy_cost, test_policy_success: the same on the task's held-out test conditions;
+    policy_kl: mean over t of E_p KL(π‖p) under the new controller; lam: mean λ_t after the dual step;
+    policy_objective, policy_initial_objective: the training objective after/before this iteration's
+    L-BFGS run; policy_iterations: L-BFGS iterations it took; policy_train_samples: (sample, step) pairs
+    trained on.
     """
 
     iteration: int
@@ -78,6 +95,17 @@ class IterationReport:
     eta: tuple[float, ...]
     step_mult: tuple[float, ...]
     timings: dict[str, float]
+    policy_cost: tuple[float, ...] = ()
+    policy_success: tuple[bool, ...] = ()
+    test_conditions: tuple[int, ...] = ()
+    test_policy_cost: tuple[float, ...] = ()
+    test_policy_success: tuple[bool, ...] = ()
+    policy_kl: tuple[float, ...] = ()
+    lam: tuple[float, ...] = ()
+    policy_objective: float | None = None
+    policy_initial_objective: float | None = None
+    policy_iterations: int | None = None
+    policy_train_samples: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (one line of ``metrics.jsonl``)."""
@@ -91,11 +119,14 @@ class IterationReport:
 @dataclass(frozen=True)
 class _Update:
     """What produced a condition's current controller: the controller it started from, the dynamics and the
-    cost model it was optimised under (the "old" side of the step-size rule)."""
+    cost model it was optimised under (the "old" side of the step-size rule), and with the policy the
+    linearisation and λ it was optimised with."""
 
     start: LinearGaussianController
     dyn: LinearGaussianDynamics
     cost: QuadraticCost
+    lin: LinearGaussianController | None = None
+    lam: np.ndarray | None = None
 
 
 @dataclass
@@ -132,7 +163,8 @@ def _sample_condition(task, controller: LinearGaussianController, condition: int
 
 
 class GPS:
-    """Guided Policy Search on a task; for now the trajectory-only mode (linear-Gaussian controllers).
+    """Guided Policy Search on a task: linear-Gaussian controllers per condition guiding a neural-network
+    policy (``config.policy``, the default), or the controllers alone (``policy=False``).
 
     >>> algo = GPS(gpsx.tasks.make("swimmer"), GPSConfig(samples_per_condition=5), seed=0)
     >>> for report in algo.run(iterations=20): ...
@@ -164,6 +196,9 @@ class GPS:
         if unknown:
             raise ValueError(f"initial_controllers for conditions {sorted(unknown)} that are not trained: {conds}")
         self._states = [self._initial_state(c, given.get(c)) for c in conds]
+        root = int(np.random.SeedSequence(self.entropy).generate_state(1)[0])
+        #: the policy half (None in trajectory-only mode)
+        self.guide = Guide(task, conds, self.config.guided, seed=root) if self.config.policy else None
 
     def _initial_state(self, condition: int, ctrl: LinearGaussianController | None) -> _ConditionState:
         if ctrl is None:
@@ -186,6 +221,12 @@ class GPS:
         return tuple(s.index for s in self._states)
 
     @property
+    def policy(self):
+        """The neural-network policy (a :class:`gpsx.policy.GaussianMLPPolicy` on ``task.observe(x, c)``), or
+        None in trajectory-only mode."""
+        return None if self.guide is None else self.guide.policy
+
+    @property
     def controllers(self) -> dict[int, LinearGaussianController]:
         """The current controller of every trained condition (what the next iteration samples)."""
         return {s.index: s.controller for s in self._states}
@@ -199,7 +240,8 @@ class GPS:
             yield self.step()
 
     def step(self) -> IterationReport:
-        """One iteration: sample, fit dynamics, expand costs, optimise the controllers."""
+        """One iteration: sample, fit dynamics, expand costs, (train and linearise the policy,) optimise the
+        controllers (and update λ, evaluate the policy)."""
         with threadpool_limits(limits=1):
             return self._step()
 
@@ -213,8 +255,12 @@ class GPS:
             dyns = self._fit_dynamics(batches, [ss[1] for ss in seeds])
         with _timed(timings, "cost"):
             costs, sample_costs = self._expand_costs(batches)
-        with _timed(timings, "trajopt"):
-            results = self._optimize_trajectories(dyns, costs)
+        extra: dict[str, Any] = {}
+        if self.guide is None:
+            with _timed(timings, "trajopt"):
+                results = self._optimize_trajectories(dyns, costs, None)
+        else:
+            results = self._guided_phases(batches, dyns, costs, timings, extra)
         n = self.config.samples_per_condition
         self.samples_used += n * len(self._states)
         success = [float(self.task.success(b.X, s.index).sum()) / n if len(b.X) else 0.0
@@ -226,10 +272,14 @@ class GPS:
             kl=tuple(r[0] for r in results), kl_bound=tuple(r[1] for r in results),
             updated=tuple(r[2] for r in results),
             eta=tuple(s.eta for s in self._states), step_mult=tuple(s.step_mult for s in self._states),
-            timings=timings)
+            timings=timings, **extra)
         self.iteration += 1
         logger.info("iteration %d: mean cost %s, KL %s, eta %s (%.2f s)", report.iteration,
                     _fmt(report.mean_cost), _fmt(report.kl), _fmt(report.eta), sum(timings.values()))
+        if self.guide is not None:
+            logger.info("iteration %d: policy cost %s (test %s), KL(pi||p) %s, mean lambda %s", report.iteration,
+                        _fmt(report.policy_cost), _fmt(report.test_policy_cost), _fmt(report.policy_kl),
+                        _fmt(report.lam))
         return report
 
     # --- phases --------------------------------------------------------------------------------------------
@@ -274,36 +324,75 @@ class GPS:
             totals.append(float(d.l.sum(axis=1).mean()))
         return costs, totals
 
-    def _optimize_trajectories(self, dyns, costs) -> list[tuple[float, float, bool]]:
+    def _guided_phases(self, batches: list[_Batch], dyns, costs, timings: dict[str, float],
+                       extra: dict[str, Any]) -> list[tuple[float, float, bool]]:
+        """Train and linearise the policy, optimise the controllers towards it, update λ, evaluate the policy;
+        the report's policy fields go into ``extra``. Returns what :meth:`_optimize_trajectories` does."""
+        guide, states = self.guide, [b.X for b in batches]
+        with _timed(timings, "policy"):
+            guide.remember(states)
+            trained = guide.train([s.controller for s in self._states])
+        with _timed(timings, "linearization"):
+            lins = guide.linearize(states, np.random.SeedSequence(self.entropy, spawn_key=(self.iteration,)))
+        with _timed(timings, "trajopt"):
+            results = self._optimize_trajectories(dyns, costs, lins)
+            kls = guide.update_duals(dyns, [s.controller for s in self._states], lins)
+        with _timed(timings, "evaluation"):
+            train = policy_outcomes(self.task, guide.policy, self.conditions)
+            test = policy_outcomes(self.task, guide.policy, self.task.test_conditions)
+        extra.update(
+            policy_cost=_costs(train), policy_success=_successes(train),
+            test_conditions=tuple(self.task.test_conditions), test_policy_cost=_costs(test),
+            test_policy_success=_successes(test), policy_kl=tuple(kls),
+            lam=tuple(float(guide.lam[c].mean()) for c in self.conditions),
+            policy_objective=trained.objective, policy_initial_objective=trained.initial_objective,
+            policy_iterations=trained.iterations, policy_train_samples=trained.n_samples)
+        return results
+
+    def _optimize_trajectories(self, dyns, costs, lins) -> list[tuple[float, float, bool]]:
         """Adapt each step multiplier, then take the KL-bounded step; returns (KL, bound, updated) per condition.
 
         If the η search fails (Q_uu indefinite up to η = 1e16) the condition keeps its controller for this
         iteration (with a warning) rather than ending the run: the next iteration's samples and fit may differ,
         and the failure is recorded in the report (``updated``). Without an update the step rule skips the
         next iteration.
+
+        ``lins``: the policy linearisation per condition (guided mode, λ from the guide), or None.
         """
         cfg = self.config
         out = []
-        for s, dyn, cost in zip(self._states, dyns, costs):
+        for i, (s, dyn, cost) in enumerate(zip(self._states, dyns, costs)):
+            lin = None if lins is None else lins[i]
+            lam = None if lins is None else self.guide.lam[s.index].copy()
+            guided = {} if lins is None else {"policy": lin, "lam": lam}
             if s.last is not None:
-                upd = adapt_step(s.step_mult, s.last.start, s.controller, s.last.dyn, s.last.cost, dyn, cost,
-                                 cfg.min_step_mult, cfg.max_step_mult)
+                upd = self._adapt_step(s, dyn, cost, lin)
                 logger.debug("condition %d: predicted improvement %.4g, actual %.4g, step_mult %.4g -> %.4g",
                              s.index, upd.predicted, upd.actual, s.step_mult, upd.step_mult)
                 s.step_mult = upd.step_mult
             bound = cfg.kl_step * dyn.T * s.step_mult
             try:
-                res = optimize_trajectory(dyn, cost, s.controller, bound, eta0=s.eta)
+                res = optimize_trajectory(dyn, cost, s.controller, bound, eta0=s.eta, **guided)
             except NotPositiveDefiniteError as exc:
                 logger.warning("iteration %d, condition %d: trajectory optimisation failed, controller kept: %s",
                                self.iteration, s.index, exc)
                 s.last = None
                 out.append((0.0, bound, False))
                 continue
-            s.last = _Update(s.controller, dyn, cost)
+            s.last = _Update(s.controller, dyn, cost, lin, lam)
             s.controller, s.eta = res.controller, res.eta
             out.append((res.kl, bound, True))
         return out
+
+    def _adapt_step(self, s: _ConditionState, dyn, cost, lin):
+        """The step rule for a condition with a previous update; in guided mode its estimates include
+        Σ_t λ_t·policy_kl_t (λ the one the current controller was optimised with)."""
+        cfg = self.config
+        if lin is None:
+            return adapt_step(s.step_mult, s.last.start, s.controller, s.last.dyn, s.last.cost, dyn, cost,
+                              cfg.min_step_mult, cfg.max_step_mult)
+        return adapt_step_gps(s.step_mult, s.last.start, s.controller, (s.last.dyn, s.last.cost, s.last.lin),
+                              (dyn, cost, lin), s.last.lam, cfg.min_step_mult, cfg.max_step_mult)
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def save(self, path: str | PathLike) -> None:
@@ -317,11 +406,17 @@ class GPS:
             parts: dict[str, Any] = {"controller": s.controller}
             if s.last is not None:
                 parts.update(start=s.last.start, dyn=s.last.dyn, cost=s.last.cost)
+                if s.last.lin is not None:
+                    parts["lin"] = s.last.lin
+                    arrays[f"c{s.index}.last_lam"] = s.last.lam
             for part, obj in parts.items():
                 for name in type(obj).__dataclass_fields__:
                     arrays[f"c{s.index}.{part}.{name}"] = getattr(obj, name)
             for name, value in checkpoint.prior_arrays(s.prior).items():
                 arrays[f"c{s.index}.prior.{name}"] = value
+        if self.guide is not None:
+            meta["guided"], guide_arrays = self.guide.state()
+            arrays.update(guide_arrays)
         checkpoint.write(path, meta, arrays)
 
     @classmethod
@@ -347,9 +442,14 @@ class GPS:
                 s.eta, s.step_mult = float(c["eta"]), float(c["step_mult"])
                 s.controller = part.build("controller", LinearGaussianController)
                 if c["has_last"]:
+                    guided = algo.guide is not None
                     s.last = _Update(part.build("start", LinearGaussianController),
-                                     part.build("dyn", LinearGaussianDynamics), part.build("cost", QuadraticCost))
+                                     part.build("dyn", LinearGaussianDynamics), part.build("cost", QuadraticCost),
+                                     part.build("lin", LinearGaussianController) if guided else None,
+                                     arrays[f"c{s.index}.last_lam"] if guided else None)
                 checkpoint.restore_prior(s.prior, part.group("prior"))
+            if algo.guide is not None:
+                algo.guide.restore(meta["guided"], arrays)
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -371,6 +471,14 @@ class _Parts:
         """A container of type ``kind`` from its saved fields (``KeyError`` if one is missing)."""
         group = self.group(part)
         return kind(**{name: group[name] for name in kind.__dataclass_fields__})
+
+
+def _costs(outcomes: list[PolicyOutcome]) -> tuple[float, ...]:
+    return tuple(o.cost for o in outcomes)
+
+
+def _successes(outcomes: list[PolicyOutcome]) -> tuple[bool, ...]:
+    return tuple(o.success for o in outcomes)
 
 
 def _fmt(values) -> str:

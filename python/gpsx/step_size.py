@@ -19,7 +19,7 @@ import numpy as np
 from .containers import LinearGaussianController, LinearGaussianDynamics, QuadraticCost
 from .lqr import expected_cost, forward
 
-__all__ = ["laplace_cost", "StepUpdate", "adapt_step"]
+__all__ = ["laplace_cost", "StepUpdate", "adapt_step", "step_from_estimates"]
 
 FACTOR_MIN, FACTOR_MAX = 0.1, 5.0
 MIN_GAP = 1e-4
@@ -39,12 +39,18 @@ class StepUpdate:
     actual: float
 
 
+def step_from_estimates(step_mult: float, previous: float, cur_under_old: float, cur_under_new: float,
+                        min_mult: float, max_mult: float) -> StepUpdate:
+    """The rule itself, from three estimates Ĵ: p_prev and p_cur under the old model, p_cur under the new."""
+    predicted = previous - cur_under_old
+    actual = previous - cur_under_new
+    factor = np.clip(predicted / (2.0 * max(MIN_GAP, predicted - actual)), FACTOR_MIN, FACTOR_MAX)
+    return StepUpdate(float(np.clip(step_mult * factor, min_mult, max_mult)), predicted, actual)
+
+
 def adapt_step(step_mult: float, prev: LinearGaussianController, cur: LinearGaussianController,
                old_dyn: LinearGaussianDynamics, old_cost: QuadraticCost, new_dyn: LinearGaussianDynamics,
                new_cost: QuadraticCost, min_mult: float, max_mult: float) -> StepUpdate:
     """The step multiplier after comparing predicted and actual improvement (module docstring)."""
-    previous = laplace_cost(old_dyn, prev, old_cost)
-    predicted = previous - laplace_cost(old_dyn, cur, old_cost)
-    actual = previous - laplace_cost(new_dyn, cur, new_cost)
-    factor = np.clip(predicted / (2.0 * max(MIN_GAP, predicted - actual)), FACTOR_MIN, FACTOR_MAX)
-    return StepUpdate(float(np.clip(step_mult * factor, min_mult, max_mult)), predicted, actual)
+    return step_from_estimates(step_mult, laplace_cost(old_dyn, prev, old_cost), laplace_cost(old_dyn, cur, old_cost),
+                               laplace_cost(new_dyn, cur, new_cost), min_mult, max_mult)

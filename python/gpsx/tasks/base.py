@@ -13,6 +13,11 @@ returns the :class:`~gpsx.costs.Cost` bound to one condition (callable on (X, U)
 **Conditions** are numbered: ``task.conditions`` lists the training conditions first, then the held-out test
 conditions; ``task.train_conditions`` and ``task.test_conditions`` are tuples of those indices. Every method that
 takes a ``condition`` accepts an index or a :class:`Condition`.
+
+**Observations.** The neural-network policy sees ``task.observe(X, condition)`` (dimension ``task.dO``): the
+state followed by what the condition adds (:meth:`Task._observed_extra`; by default its goal point when it
+has one). A peg's conditions share the initial state and differ only in the slot, so a policy on the state
+alone could not know where to go; it sees the slot bottom's position too. Controllers act on the state.
 """
 from __future__ import annotations
 
@@ -149,6 +154,29 @@ class Task(abc.ABC):
     def _configure_model(self, condition: Condition) -> mujoco.MjModel:
         """Hook: the model for a condition. Default: the task's model, unchanged."""
         return self.model
+
+    # observations -----------------------------------------------------------------------------------------
+    @property
+    def dO(self) -> int:
+        """Dimension of the policy's observations (:meth:`observe`)."""
+        return self.dX + self._observed_extra(self.conditions[0]).shape[0]
+
+    def observe(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
+        """What the neural-network policy sees at states X (..., dX) under ``condition``: (..., dO).
+
+        The state, followed by :meth:`_observed_extra` of the condition (the same at every step).
+        """
+        X = np.asarray(X, dtype=np.float64)
+        extra = self._observed_extra(self.condition(condition))
+        if not extra.size:
+            return X
+        return np.concatenate([X, np.broadcast_to(extra, (*X.shape[:-1], extra.shape[0]))], axis=-1)
+
+    def _observed_extra(self, condition: Condition) -> np.ndarray:
+        """Hook: what a policy must know about a condition beyond the state. Default: the condition's goal
+        point when it has one (peg slot, octopus target: their conditions share the initial state, so a
+        policy on the state alone could not tell them apart), else nothing."""
+        return np.zeros(0) if condition.target is None else condition.target
 
     # cost, success, initial controller --------------------------------------------------------------------
     def cost_for(self, condition: ConditionLike = 0) -> Cost:

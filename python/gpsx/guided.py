@@ -1,0 +1,196 @@
+"""The policy half of guided policy search (Levine & Abbeel 2014, Algorithm 1 and Appendix A).
+
+:class:`Guide` holds what the GPS loop needs besides the per-condition controllers: the neural-network policy,
+the GMM prior of its linearisation, the multipliers λ_t and their dual step α per condition, and the
+relabelling buffer. Per iteration, after sampling from the controllers and fitting the dynamics
+(:class:`gpsx.GPS` calls these in this order):
+
+1. :meth:`Guide.remember` adds this iteration's states to the buffer (the last ``buffer_iterations``
+   iterations per condition are kept);
+2. :meth:`Guide.train` fits the policy (warm start, ``train_iterations`` L-BFGS iterations) to the seed's
+   objective on every buffered state, each relabelled with the action of its condition's *current*
+   controller (the one this iteration sampled: "sample from the new p, then train the policy on those
+   samples", Appendix A): targets K_t x + k_t, precisions C_t⁻¹, weights λ_t;
+3. :meth:`Guide.linearize` fits π ≈ N(K^π x + k^π, Σ^π) around this iteration's samples of every condition
+   (:func:`gpsx.fit_policy_linearization`), with one :class:`gpsx.PolicyPrior` pooled over the conditions;
+   the linearisation is of the policy just trained, so the controllers are then optimised
+   (``optimize_trajectory(..., policy=lin, lam=λ)``) towards the policy that will be trained on their samples;
+4. :meth:`Guide.update_duals`, after the trajectory optimisation: with KL_t = E_{p(x_t)} KL(π‖p) per step
+   under the new controller, α ← min(α · lambda_rate_increase, lambda_rate_max) if the mean KL did not fall
+   since the previous iteration, then λ_t ← max(0, λ_t + α · KL_t) (DESIGN §4 "λ_t").
+
+The policy observes ``task.observe(x, condition)``: the state plus the condition's goal point when it has
+one (:meth:`gpsx.tasks.base.Task.observe`); :class:`ObservedPolicy` adapts it to the sampler.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import checkpoint
+from .config import GuidedConfig
+from .containers import LinearGaussianController, LinearGaussianDynamics, QuadraticCost
+from .dynamics import PolicyPrior, fit_policy_linearization
+from .errors import CheckpointError
+from .lqr import policy_kl
+from .policy import GaussianMLPPolicy
+from .policy_training import PolicyTrainResult, train_policy
+from .step_size import StepUpdate, laplace_cost, step_from_estimates
+
+__all__ = ["Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "update_lambda", "adapt_rate",
+           "adapt_step_gps"]
+
+
+class ObservedPolicy:
+    """The sampler's Policy protocol for a policy on observations: it acts on ``task.observe(x, condition)``."""
+
+    def __init__(self, policy: GaussianMLPPolicy, task, condition: int):
+        self.policy, self.task, self.condition = policy, task, condition
+
+    def act(self, x: np.ndarray, t: int, noise: np.ndarray) -> np.ndarray:
+        return self.policy.act(self.task.observe(x, self.condition), t, noise)
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """One noise-free rollout of the policy's mean on one condition (cost NaN and no success if it diverged)."""
+
+    condition: int
+    cost: float
+    success: bool
+
+
+def policy_outcomes(task, policy: GaussianMLPPolicy, conditions: Sequence[int]) -> list[PolicyOutcome]:
+    """Roll out the policy's mean (no noise: deterministic, so one rollout per condition) on each condition."""
+    out = []
+    for c in conditions:
+        r = task.sample(ObservedPolicy(policy, task, c), c, 1, seed=0, noise=False)
+        if r.valid[0]:
+            out.append(PolicyOutcome(c, float(task.cost(r.X, r.U, c).sum()), bool(task.success(r.X, c)[0])))
+        else:
+            out.append(PolicyOutcome(c, float("nan"), False))
+    return out
+
+
+def update_lambda(lam: np.ndarray, kl: np.ndarray, rate: float) -> np.ndarray:
+    """Dual ascent on the policy constraint: λ_t ← max(0, λ_t + α·KL_t), per step."""
+    return np.maximum(0.0, lam + rate * kl)
+
+
+def adapt_rate(rate: float, kl_mean: float, previous_kl_mean: float | None, increase: float,
+               rate_max: float) -> float:
+    """α, multiplied by ``increase`` (capped at ``rate_max``) when the mean KL did not fall since last time."""
+    if previous_kl_mean is not None and kl_mean >= previous_kl_mean:
+        return min(rate * increase, rate_max)
+    return rate
+
+
+def adapt_step_gps(step_mult: float, prev: LinearGaussianController, cur: LinearGaussianController,
+                   old: tuple[LinearGaussianDynamics, QuadraticCost, LinearGaussianController],
+                   new: tuple[LinearGaussianDynamics, QuadraticCost, LinearGaussianController],
+                   lam: np.ndarray, min_mult: float, max_mult: float) -> StepUpdate:
+    """The step rule of :mod:`gpsx.step_size` with GPS-mode estimates Ĵ = Laplace cost + Σ_t λ_t·policy_kl_t.
+
+    ``old``/``new``: (dynamics, cost model, policy linearisation) that produced ``cur`` / fitted at its
+    samples; ``lam`` is the λ ``cur`` was optimised with.
+    """
+    def estimate(ctrl, dyn, cost, lin):
+        return laplace_cost(dyn, ctrl, cost) + float(lam @ policy_kl(dyn, ctrl, lin))
+
+    return step_from_estimates(step_mult, estimate(prev, *old), estimate(cur, *old), estimate(cur, *new),
+                               min_mult, max_mult)
+
+
+class Guide:
+    """The policy, its linearisation prior, λ_t and α per condition and the relabelling buffer (module doc)."""
+
+    def __init__(self, task, conditions: Sequence[int], config: GuidedConfig, seed: int):
+        self.task, self.conditions, self.config = task, tuple(conditions), config
+        self.policy = GaussianMLPPolicy(task.dO, task.dU, config.hidden_sizes, config.activation,
+                                        config.init_std, seed=seed)
+        p = config.policy_prior
+        self.prior = PolicyPrior(p.max_clusters, p.min_samples_per_cluster, p.max_samples, p.strength,
+                                 em_iterations=p.em_iterations, max_em_points=p.max_em_points)
+        self.lam = {c: np.full(task.T, config.initial_lambda) for c in self.conditions}
+        self.rate = {c: config.lambda_rate for c in self.conditions}
+        self.last_kl: dict[int, float | None] = {c: None for c in self.conditions}
+        self.buffer: dict[int, list[np.ndarray]] = {c: [] for c in self.conditions}
+
+    def remember(self, states: Sequence[np.ndarray]) -> None:
+        """Add this iteration's states X (N, T, dX) per condition; keep the last ``buffer_iterations``."""
+        for c, X in zip(self.conditions, states):
+            self.buffer[c] = (self.buffer[c] + [X])[-self.config.buffer_iterations:]
+
+    def train(self, controllers: Sequence[LinearGaussianController]) -> PolicyTrainResult:
+        """Fit the policy to every buffered state, relabelled with its condition's controller (module doc)."""
+        obs, target, precision, weights = [], [], [], []
+        for c, ctrl in zip(self.conditions, controllers):
+            X = np.concatenate(self.buffer[c])
+            obs.append(self.task.observe(X, c))
+            target.append(np.einsum("tux,ntx->ntu", ctrl.K, X) + ctrl.k)
+            precision.append(np.broadcast_to(ctrl.precision, (len(X), *ctrl.precision.shape)))
+            weights.append(np.broadcast_to(self.lam[c], (len(X), self.task.T)))
+        return train_policy(self.policy, np.concatenate(obs), np.concatenate(target), np.concatenate(precision),
+                            np.concatenate(weights), max_iterations=self.config.train_iterations,
+                            weight_decay=self.config.weight_decay)
+
+    def _policy_means(self, X: np.ndarray, condition: int) -> np.ndarray:
+        obs = self.task.observe(X, condition)
+        return self.policy.mean(obs.reshape(-1, obs.shape[-1])).reshape(*X.shape[:2], self.task.dU)
+
+    def linearize(self, states: Sequence[np.ndarray], prior_seed: np.random.SeedSequence
+                  ) -> list[LinearGaussianController]:
+        """Update the pooled prior with (x, μ^π) of this iteration's states, then fit each condition's
+        linearisation of the policy around its states."""
+        means = [self._policy_means(X, c) for c, X in zip(self.conditions, states)]
+        checkpoint.reseed_prior(self.prior, prior_seed)
+        self.prior.update(np.concatenate(states), np.concatenate(means))
+        cov = self.policy.covariance()
+        return [fit_policy_linearization(X, m, cov, prior=self.prior) for X, m in zip(states, means)]
+
+    def update_duals(self, dyns: Sequence[LinearGaussianDynamics], controllers: Sequence[LinearGaussianController],
+                     lins: Sequence[LinearGaussianController]) -> list[float]:
+        """Adapt α and take the dual step on λ per condition; returns the mean KL(π‖p) per condition."""
+        cfg, means = self.config, []
+        for c, dyn, ctrl, lin in zip(self.conditions, dyns, controllers, lins):
+            kl = policy_kl(dyn, ctrl, lin)
+            mean = float(kl.mean())
+            self.rate[c] = adapt_rate(self.rate[c], mean, self.last_kl[c], cfg.lambda_rate_increase,
+                                      cfg.lambda_rate_max)
+            self.lam[c] = update_lambda(self.lam[c], kl, self.rate[c])
+            self.last_kl[c] = mean
+            means.append(mean)
+        return means
+
+    # --- checkpoints ---------------------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(meta, arrays) for a checkpoint: policy, prior, λ, α, last mean KL and buffer."""
+        meta = {"rate": [self.rate[c] for c in self.conditions],
+                "last_kl": [self.last_kl[c] for c in self.conditions],
+                "buffered": [len(self.buffer[c]) for c in self.conditions]}
+        arrays = {f"policy.{k}": v for k, v in self.policy.to_arrays().items()}
+        arrays.update({f"pprior.{k}": v for k, v in checkpoint.prior_arrays(self.prior).items()})
+        for c in self.conditions:
+            arrays[f"c{c}.lambda"] = self.lam[c]
+            arrays.update({f"c{c}.buffer.{j}": X for j, X in enumerate(self.buffer[c])})
+        return meta, arrays
+
+    def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Put the state written by :meth:`state` back (``CheckpointError`` if it does not fit)."""
+        policy = GaussianMLPPolicy.from_arrays(_group(arrays, "policy."))
+        if (policy.dX, policy.dU) != (self.policy.dX, self.policy.dU):
+            raise CheckpointError(f"policy has (dO, dU) = {(policy.dX, policy.dU)}, the task needs "
+                                  f"{(self.policy.dX, self.policy.dU)}")
+        self.policy = policy
+        checkpoint.restore_prior(self.prior, _group(arrays, "pprior."))
+        for i, c in enumerate(self.conditions):
+            self.rate[c] = float(meta["rate"][i])
+            self.last_kl[c] = None if meta["last_kl"][i] is None else float(meta["last_kl"][i])
+            self.lam[c] = np.array(arrays[f"c{c}.lambda"], dtype=float)
+            self.buffer[c] = [arrays[f"c{c}.buffer.{j}"] for j in range(int(meta["buffered"][i]))]
+
+
+def _group(arrays: dict[str, np.ndarray], head: str) -> dict[str, np.ndarray]:
+    return {k[len(head):]: v for k, v in arrays.items() if k.startswith(head)}
