@@ -57,6 +57,70 @@ def test_dual_step_grows_only_while_the_kl_does_not_fall():
     assert adapt_rate(8.0, 2.0, 1.0, 2.0, 10.0) == 10.0            # capped
 
 
+def test_kl_target_lets_lambda_fall_where_the_policy_already_matches():
+    lam = np.full(5, 1.0)
+    kl = np.array([0.0, 0.01, 0.02, 0.05, 1.0])
+    new = update_lambda(lam, kl, rate=2.0, target=0.02)
+    assert np.allclose(new, lam + 2.0 * (kl - 0.02))
+    assert new[0] < new[1] < lam[1]                               # below the target: λ falls, more so further below
+    assert new[2] == lam[2]                                       # at the target: unchanged
+    assert lam[3] < new[3] < new[4]                               # above the target: λ rises, more so further above
+    assert (update_lambda(np.full(3, 0.01), np.zeros(3), 10.0, target=0.02) == 0).all()   # clipped at 0
+
+
+def test_kl_target_zero_is_the_plain_rule_bit_for_bit():
+    rng = np.random.default_rng(0)
+    lam, kl = rng.uniform(0, 3, 50), rng.exponential(0.05, 50)
+    kl[:5] = 0.0
+    plain = np.maximum(0.0, lam + 0.37 * kl)
+    assert np.array_equal(update_lambda(lam, kl, 0.37), plain)
+    assert np.array_equal(update_lambda(lam, kl, 0.37, target=0.0), plain)
+    assert (update_lambda(lam, kl, 0.37) >= lam).all()            # without a target λ never falls
+    for args in [(0.1, 1.0, None), (0.1, 0.5, 1.0), (0.1, 1.0, 1.0), (8.0, 2.0, 1.0), (0.1, 0.0, 0.0)]:
+        assert adapt_rate(*args, 2.0, 10.0) == adapt_rate(*args, 2.0, 10.0, target=0.0)
+    assert GuidedConfig().kl_target == 0.0
+
+
+def test_dual_step_grows_only_while_the_kl_is_above_its_target_and_does_not_fall():
+    assert adapt_rate(0.1, 0.01, 0.005, 2.0, 10.0, target=0.02) == 0.1   # rose, but below the target: keep α
+    assert adapt_rate(0.1, 0.02, 0.02, 2.0, 10.0, target=0.02) == 0.1    # at the target: keep α
+    assert adapt_rate(0.1, 0.05, 0.04, 2.0, 10.0, target=0.02) == 0.2    # above and not falling: larger steps
+    assert adapt_rate(0.1, 0.05, 0.06, 2.0, 10.0, target=0.02) == 0.1    # above but falling: keep α
+    assert adapt_rate(8.0, 0.5, 0.4, 2.0, 10.0, target=0.02) == 10.0     # capped
+
+
+def test_kl_target_is_validated():
+    assert GPSConfig(guided={"kl_target": 0.03}).guided.kl_target == 0.03
+    assert GPSConfig.from_dict(GPSConfig(guided={"kl_target": 0.03}).to_dict()).guided.kl_target == 0.03
+    for bad in (-0.01, float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="kl_target"):
+            GuidedConfig(kl_target=bad)
+    for bad in ("0.02", None, True, [0.02]):
+        with pytest.raises(TypeError, match="kl_target"):
+            GuidedConfig(kl_target=bad)
+    with pytest.raises(TypeError, match="kl_target"):
+        GPSConfig(guided={"kl_taget": 0.02})                      # misspelled: named, with the close match
+
+
+def test_guide_uses_the_kl_target(peg2d):
+    """A target far above any KL of the run drives every λ_t to 0 at the first dual step and never raises α;
+    with every λ_t at 0 the policy objective vanishes, so the next iteration keeps the policy as it is."""
+    cfg = small_config(kl_target=100.0)
+    algo = GPS(peg2d, cfg, seed=0)
+    reports, params = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for r in algo.run(2):
+            reports.append(r)
+            params.append(algo.policy.get_params().copy())
+    assert all(r.lam == (0.0, 0.0) for r in reports)
+    assert all(k < 100.0 for r in reports for k in r.policy_kl)
+    assert all(algo.guide.rate[c] == cfg.guided.lambda_rate for c in algo.guide.conditions)
+    assert reports[0].policy_train_samples > 0 and reports[0].policy_iterations > 0
+    assert reports[1].policy_train_samples == 0 and reports[1].policy_iterations == 0
+    assert np.array_equal(params[0], params[1]) and np.isfinite(reports[1].policy_cost).all()
+
+
 def test_guided_config_is_typed():
     c = GPSConfig()
     assert c.policy is True and c.guided == GuidedConfig()

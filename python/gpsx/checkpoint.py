@@ -7,10 +7,7 @@ the target, so a reader sees either the old file or the complete new one. :func:
 file can be missing, truncated or corrupted (the zip CRC of each member is checked) into
 :class:`~gpsx.errors.CheckpointError`.
 
-The GMM dynamics prior is stored by its state (:func:`prior_arrays`, :func:`restore_prior`): the remembered
-trajectories, the mixture's weights, means, covariances and precisions, and the standardisation. These three
-functions are the only code outside :mod:`gpsx.gmm_prior` that touches the prior's private attributes; they
-belong there as a public state API once it has one.
+The GMM priors are stored through their own state API (``state_arrays`` / ``load_state``).
 """
 from __future__ import annotations
 
@@ -22,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 from .errors import CheckpointError
-from .gmm_prior import DynamicsPrior
 
-__all__ = ["FORMAT", "write", "read", "temporary_sibling", "prior_arrays", "restore_prior", "reseed_prior"]
+__all__ = ["FORMAT", "write", "read", "temporary_sibling"]
 
 FORMAT = "gpsx-checkpoint/1"
 _META = "__meta__"
@@ -72,42 +67,3 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]
         raise CheckpointError(f"{path}: not a {FORMAT} checkpoint (format {meta.get('format')!r})"
                               if isinstance(meta, dict) else f"{path}: malformed metadata")
     return meta, arrays
-
-
-# --- the dynamics prior ------------------------------------------------------------------------------------
-_GMM_FIELDS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
-
-
-def prior_arrays(prior: DynamicsPrior) -> dict[str, np.ndarray]:
-    """The state of a prior as arrays (empty dict before its first update)."""
-    if prior.num_samples == 0:
-        return {}
-    out = {"buffer": np.stack(prior._buffer), "center": prior._center, "scale": prior._scale}
-    out.update({name.rstrip("_"): getattr(prior._gmm, name) for name in _GMM_FIELDS})
-    return out
-
-
-def restore_prior(prior: DynamicsPrior, arrays: dict[str, np.ndarray]) -> DynamicsPrior:
-    """Put the state saved by :func:`prior_arrays` into a freshly built ``prior`` (same settings); returns it."""
-    if not arrays:
-        return prior
-    try:
-        buffer = arrays["buffer"]
-        weights = arrays["weights"]
-        gmm = GaussianMixture(len(weights), covariance_type="full")
-        for name in _GMM_FIELDS:
-            setattr(gmm, name, arrays[name.rstrip("_")])
-        gmm.n_features_in_ = buffer.shape[-1]
-        prior._buffer = list(buffer)
-        prior._gmm, prior._center, prior._scale = gmm, arrays["center"], arrays["scale"]
-    except KeyError as exc:
-        raise CheckpointError(f"dynamics prior state lacks {exc.args[0]!r}") from exc
-    if len(buffer) > prior.max_samples or gmm.means_.shape != (len(weights), buffer.shape[-1]):
-        raise CheckpointError(f"dynamics prior state is inconsistent: {len(buffer)} trajectories "
-                              f"(max {prior.max_samples}), means {gmm.means_.shape}, {len(weights)} weights")
-    return prior
-
-
-def reseed_prior(prior: DynamicsPrior, seed: np.random.SeedSequence) -> None:
-    """Give the prior's EM (k-means init, subsampling) a generator derived from the run's seed."""
-    prior._rng = np.random.default_rng(seed)

@@ -98,9 +98,12 @@ class GuidedConfig(_FromDict):
     buffer_iterations: the policy trains on the states of this many most recent iterations per condition
         (this one included), all relabelled with the current controllers' actions (Appendix A).
     initial_lambda: λ_t at every step before the first update.
-    lambda_rate: the initial dual step α of λ_t ← max(0, λ_t + α·KL_t).
+    lambda_rate: the initial dual step α of λ_t ← max(0, λ_t + α·(KL_t − kl_target)).
     lambda_rate_increase: α is multiplied by this (per condition) whenever the mean KL(π‖p) did not fall
-        since the previous iteration; lambda_rate_max caps α.
+        since the previous iteration and is above kl_target; lambda_rate_max caps α.
+    kl_target: per-time-step target of KL_t = E_p KL(π‖p), in nats. With a target, λ_t also falls where the
+        policy already matches the controller (KL_t < kl_target), so the policy term cannot only grow.
+        0 (the default) is the plain dual ascent λ_t ← max(0, λ_t + α·KL_t), under which λ never falls.
     policy_prior: the GMM prior of the policy linearisation (one, pooled over the trained conditions).
     """
 
@@ -114,6 +117,7 @@ class GuidedConfig(_FromDict):
     lambda_rate: float = 0.01
     lambda_rate_increase: float = 2.0
     lambda_rate_max: float = 100.0
+    kl_target: float = 0.0
     policy_prior: PriorConfig = field(default_factory=PriorConfig)
 
     def __post_init__(self):
@@ -137,6 +141,10 @@ class GuidedConfig(_FromDict):
             raise ValueError(f"lambda_rate_increase must be >= 1, got {self.lambda_rate_increase}")
         if self.lambda_rate > self.lambda_rate_max:
             raise ValueError(f"need lambda_rate <= lambda_rate_max, got {self.lambda_rate}, {self.lambda_rate_max}")
+        if isinstance(self.kl_target, bool) or not isinstance(self.kl_target, (int, float)):
+            raise TypeError(f"kl_target must be a number, got {self.kl_target!r}")
+        if not (math.isfinite(self.kl_target) and self.kl_target >= 0):
+            raise ValueError(f"kl_target must be a finite number >= 0, got {self.kl_target!r}")
         _nested(self, "policy_prior", PriorConfig)
 
 

@@ -24,7 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from . import _validate as v
-from .errors import DynamicsFitError, NonFiniteError, ShapeError
+from .errors import CheckpointError, DynamicsFitError, NonFiniteError, ShapeError
 
 __all__ = ["DynamicsPrior", "PolicyPrior", "dynamics_tuples", "policy_pairs"]
 
@@ -106,6 +106,42 @@ class _MixturePrior:
     def num_clusters(self) -> int:
         """Clusters of the current mixture (0 before the first update)."""
         return 0 if self._gmm is None else self._gmm.n_components
+
+    # --- state, for checkpoints (plain arrays, no pickles) ---------------------------------------------
+    _GMM_FIELDS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The prior's state as arrays: remembered trajectories, mixture parameters, standardisation
+        (an empty dict before the first update)."""
+        if not self._buffer:
+            return {}
+        out = {"buffer": np.stack(self._buffer), "center": self._center, "scale": self._scale}
+        out.update({name.rstrip("_"): getattr(self._gmm, name) for name in self._GMM_FIELDS})
+        return out
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_arrays` saved, into a prior built with the same settings.
+
+        Raises ``CheckpointError`` if a member is missing or the arrays do not fit together."""
+        if not arrays:
+            return
+        try:
+            buffer, weights = arrays["buffer"], arrays["weights"]
+            gmm = GaussianMixture(len(weights), covariance_type="full")
+            for name in self._GMM_FIELDS:
+                setattr(gmm, name, arrays[name.rstrip("_")])
+            center, scale = arrays["center"], arrays["scale"]
+        except KeyError as exc:
+            raise CheckpointError(f"prior state lacks {exc.args[0]!r}") from exc
+        gmm.n_features_in_ = buffer.shape[-1]
+        if len(buffer) > self.max_samples or gmm.means_.shape != (len(weights), buffer.shape[-1]):
+            raise CheckpointError(f"prior state is inconsistent: {len(buffer)} trajectories "
+                                  f"(max {self.max_samples}), means {gmm.means_.shape}, {len(weights)} weights")
+        self._buffer, self._gmm, self._center, self._scale = list(buffer), gmm, center, scale
+
+    def reseed(self, seed) -> None:
+        """Give EM (k-means initialisation, subsampling) a new generator, e.g. one derived from a run's seed."""
+        self._rng = np.random.default_rng(seed)
 
     @property
     def dim(self) -> int | None:

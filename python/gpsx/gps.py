@@ -310,7 +310,7 @@ class GPS:
         """Update each condition's GMM prior with its samples and fit the linear-Gaussian dynamics."""
         dyns = []
         for s, b, seed in zip(self._states, batches, prior_seeds):
-            checkpoint.reseed_prior(s.prior, seed)
+            s.prior.reseed(seed)
             s.prior.update(b.X, b.U)
             dyns.append(fit_dynamics(b.X, b.U, prior=s.prior))
         return dyns
@@ -412,7 +412,7 @@ class GPS:
             for part, obj in parts.items():
                 for name in type(obj).__dataclass_fields__:
                     arrays[f"c{s.index}.{part}.{name}"] = getattr(obj, name)
-            for name, value in checkpoint.prior_arrays(s.prior).items():
+            for name, value in s.prior.state_arrays().items():
                 arrays[f"c{s.index}.prior.{name}"] = value
         if self.guide is not None:
             meta["guided"], guide_arrays = self.guide.state()
@@ -447,7 +447,7 @@ class GPS:
                                      part.build("dyn", LinearGaussianDynamics), part.build("cost", QuadraticCost),
                                      part.build("lin", LinearGaussianController) if guided else None,
                                      arrays[f"c{s.index}.last_lam"] if guided else None)
-                checkpoint.restore_prior(s.prior, part.group("prior"))
+                s.prior.load_state(part.group("prior"))
             if algo.guide is not None:
                 algo.guide.restore(meta["guided"], arrays)
         except CheckpointError:

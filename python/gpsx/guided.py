@@ -17,7 +17,15 @@ relabelling buffer. Per iteration, after sampling from the controllers and fitti
    (``optimize_trajectory(..., policy=lin, lam=λ)``) towards the policy that will be trained on their samples;
 4. :meth:`Guide.update_duals`, after the trajectory optimisation: with KL_t = E_{p(x_t)} KL(π‖p) per step
    under the new controller, α ← min(α · lambda_rate_increase, lambda_rate_max) if the mean KL did not fall
-   since the previous iteration, then λ_t ← max(0, λ_t + α · KL_t) (DESIGN §4 "λ_t").
+   since the previous iteration (and, with a ``kl_target`` > 0, is above the target), then
+   λ_t ← max(0, λ_t + α · (KL_t − kl_target)) (DESIGN §4 "λ_t"; ``kl_target`` = 0 is the plain rule, under
+   which λ_t never falls).
+
+``kl_target`` and α: α is the dual step's size, raised only while the constraint is *violated* and not
+getting better. Below the target the constraint holds, so α is left alone there (rather than adapted on
+|mean KL − target|, which would also raise α while the KL sits below the target and make λ fall ever faster
+exactly when the policy matches well). α never decreases, so below the target λ_t falls by at most
+α · kl_target per iteration.
 
 The policy observes ``task.observe(x, condition)``: the state plus the condition's goal point when it has
 one (:meth:`gpsx.tasks.base.Task.observe`); :class:`ObservedPolicy` adapts it to the sampler.
@@ -74,14 +82,20 @@ def policy_outcomes(task, policy: GaussianMLPPolicy, conditions: Sequence[int]) 
     return out
 
 
-def update_lambda(lam: np.ndarray, kl: np.ndarray, rate: float) -> np.ndarray:
-    """Dual ascent on the policy constraint: λ_t ← max(0, λ_t + α·KL_t), per step."""
-    return np.maximum(0.0, lam + rate * kl)
+def update_lambda(lam: np.ndarray, kl: np.ndarray, rate: float, target: float = 0.0) -> np.ndarray:
+    """Dual ascent on the policy constraint: λ_t ← max(0, λ_t + α·(KL_t − target)), per step.
+
+    With ``target`` 0 (KL ≥ 0) λ_t can only grow; with a target it falls where KL_t < target.
+    """
+    return np.maximum(0.0, lam + rate * (kl - target))
 
 
 def adapt_rate(rate: float, kl_mean: float, previous_kl_mean: float | None, increase: float,
-               rate_max: float) -> float:
-    """α, multiplied by ``increase`` (capped at ``rate_max``) when the mean KL did not fall since last time."""
+               rate_max: float, target: float = 0.0) -> float:
+    """α, multiplied by ``increase`` (capped at ``rate_max``) when the mean KL did not fall since last time;
+    with a ``target`` > 0, only while the mean KL is also above the target (module doc)."""
+    if target > 0 and kl_mean <= target:
+        return rate
     if previous_kl_mean is not None and kl_mean >= previous_kl_mean:
         return min(rate * increase, rate_max)
     return rate
@@ -124,7 +138,15 @@ class Guide:
             self.buffer[c] = (self.buffer[c] + [X])[-self.config.buffer_iterations:]
 
     def train(self, controllers: Sequence[LinearGaussianController]) -> PolicyTrainResult:
-        """Fit the policy to every buffered state, relabelled with its condition's controller (module doc)."""
+        """Fit the policy to every buffered state, relabelled with its condition's controller (module doc).
+
+        With a ``kl_target`` every λ_t may reach 0; the objective Σ λ_t·(...) then vanishes, so the policy is
+        kept as it is (a result with 0 iterations and 0 samples) until the dual step raises some λ_t again.
+        """
+        if not any(np.any(self.lam[c] > 0) for c in self.conditions):
+            return PolicyTrainResult(objective=0.0, initial_objective=0.0, iterations=0, evaluations=0,
+                                     wall_time=0.0, converged=True,
+                                     message="every lambda_t is 0: nothing to train, policy kept", n_samples=0)
         obs, target, precision, weights = [], [], [], []
         for c, ctrl in zip(self.conditions, controllers):
             X = np.concatenate(self.buffer[c])
@@ -145,7 +167,7 @@ class Guide:
         """Update the pooled prior with (x, μ^π) of this iteration's states, then fit each condition's
         linearisation of the policy around its states."""
         means = [self._policy_means(X, c) for c, X in zip(self.conditions, states)]
-        checkpoint.reseed_prior(self.prior, prior_seed)
+        self.prior.reseed(prior_seed)
         self.prior.update(np.concatenate(states), np.concatenate(means))
         cov = self.policy.covariance()
         return [fit_policy_linearization(X, m, cov, prior=self.prior) for X, m in zip(states, means)]
@@ -158,8 +180,8 @@ class Guide:
             kl = policy_kl(dyn, ctrl, lin)
             mean = float(kl.mean())
             self.rate[c] = adapt_rate(self.rate[c], mean, self.last_kl[c], cfg.lambda_rate_increase,
-                                      cfg.lambda_rate_max)
-            self.lam[c] = update_lambda(self.lam[c], kl, self.rate[c])
+                                      cfg.lambda_rate_max, cfg.kl_target)
+            self.lam[c] = update_lambda(self.lam[c], kl, self.rate[c], cfg.kl_target)
             self.last_kl[c] = mean
             means.append(mean)
         return means
@@ -171,7 +193,7 @@ class Guide:
                 "last_kl": [self.last_kl[c] for c in self.conditions],
                 "buffered": [len(self.buffer[c]) for c in self.conditions]}
         arrays = {f"policy.{k}": v for k, v in self.policy.to_arrays().items()}
-        arrays.update({f"pprior.{k}": v for k, v in checkpoint.prior_arrays(self.prior).items()})
+        arrays.update({f"pprior.{k}": v for k, v in self.prior.state_arrays().items()})
         for c in self.conditions:
             arrays[f"c{c}.lambda"] = self.lam[c]
             arrays.update({f"c{c}.buffer.{j}": X for j, X in enumerate(self.buffer[c])})
@@ -184,7 +206,7 @@ class Guide:
             raise CheckpointError(f"policy has (dO, dU) = {(policy.dX, policy.dU)}, the task needs "
                                   f"{(self.policy.dX, self.policy.dU)}")
         self.policy = policy
-        checkpoint.restore_prior(self.prior, _group(arrays, "pprior."))
+        self.prior.load_state(_group(arrays, "pprior."))
         for i, c in enumerate(self.conditions):
             self.rate[c] = float(meta["rate"][i])
             self.last_kl[c] = None if meta["last_kl"][i] is None else float(meta["last_kl"][i])
