@@ -11,6 +11,7 @@ The GMM priors are stored through their own state API (``state_arrays`` / ``load
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -22,7 +23,7 @@ import numpy as np
 
 from .errors import CheckpointError
 
-__all__ = ["FORMAT", "write", "read", "temporary_sibling"]
+__all__ = ["FORMAT", "write", "read", "atomic_open", "temporary_sibling"]
 
 FORMAT = "gpsx-checkpoint/1"
 _META = "__meta__"
@@ -34,17 +35,25 @@ def write(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.nd
     if _META in arrays:
         raise ValueError(f"array name {_META!r} is reserved")
     blob = np.frombuffer(json.dumps({"format": FORMAT, **meta}).encode(), dtype=np.uint8)
+    with atomic_open(path, "xb") as f:
+        np.savez(f, **{_META: blob}, **arrays)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "x"):
+    """A file to write ``path`` through: a temporary sibling, fsynced and ``os.replace``-d over ``path`` when
+    the block ends, removed if it raises; readers see the old file or the complete new one."""
     tmp = temporary_sibling(path)
     try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **{_META: blob}, **arrays)
+        with open(tmp, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def temporary_sibling(path: Path) -> Path:

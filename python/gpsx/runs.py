@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import temporary_sibling
+from .checkpoint import atomic_open
 from .errors import CheckpointError
 from .gps import GPS, IterationReport
 
@@ -33,16 +33,8 @@ _CKPT = re.compile(r"iter_(\d+)\.npz$")
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = temporary_sibling(path)
-    try:
-        with open(tmp, "x") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "x") as f:
+        f.write(text)
 
 
 class RunDir:
