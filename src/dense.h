@@ -175,17 +175,17 @@ GPSX_CLONES static void dn_gemm(int ta, int tb, int m, int n, int k, double alph
 
 /* y (m) = beta*y + alpha * op(A) x, A is m x k (or k x m when ta). */
 GPSX_CLONES static void dn_gemv(int ta, int m, int k, double alpha, const double *A, int lda,
-                    const double *x, double beta, double *y)
+                                const double *x, double beta, double *y)
 {
-    for (int i = 0; i < m; ++i) {
-        double s = 0.0;
-        if (!ta) {
-            const double *a = A + (long)i * lda;
-            for (int p = 0; p < k; ++p) s += a[p] * x[p];
-        } else {
-            for (int p = 0; p < k; ++p) s += A[(long)p * lda + i] * x[p];
+    for (int i = 0; i < m; ++i) y[i] = beta == 0.0 ? 0.0 : beta * y[i];
+    if (!ta) {
+        for (int i = 0; i < m; ++i) y[i] += alpha * dn_dot(k, A + (long)i * lda, x);
+    } else {   /* y += alpha A^T x: accumulate rows of A, contiguous in the inner loop */
+        for (int p = 0; p < k; ++p) {
+            const double *restrict a = A + (long)p * lda;
+            double xp = alpha * x[p];
+            for (int i = 0; i < m; ++i) y[i] += xp * a[i];
         }
-        y[i] = (beta == 0.0 ? 0.0 : beta * y[i]) + alpha * s;
     }
 }
 
