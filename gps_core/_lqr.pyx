@@ -16,8 +16,9 @@ from gps_core._workspace cimport Workspace
 
 from gps_core._marginals import check_controller, check_dynamics
 
-# Inner C <-> (K, k) iterations per step and sweep (kept equal to gpsx.reference.INNER_MAX).
+# Inner C <-> (K, k) iterations per step and sweep; tests hold it equal to gpsx.reference.INNER_MAX.
 cdef int INNER_MAX = 100
+INNER_MAX_ITERATIONS = INNER_MAX      # the same value, visible from Python
 
 
 cdef struct Stage:

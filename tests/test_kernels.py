@@ -133,6 +133,11 @@ def test_forward_and_kl_refuse_bad_arrays(compiled):
                                problem.cost.c0, np.zeros(T))
 
 
+def test_inner_iteration_cap_is_shared(compiled):
+    """The per-step C <-> (K, k) iteration cap is part of the twins' contract."""
+    assert compiled.INNER_MAX_ITERATIONS == reference.INNER_MAX
+
+
 def test_workspace_pickles(compiled):
     ws = compiled.Workspace(7, 3, 2, blas_min=123)
     clone = pickle.loads(pickle.dumps(ws))

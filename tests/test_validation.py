@@ -170,7 +170,7 @@ def test_fuzz_boundary(target, corruption, t, seed, lam):
         prev = gpsx.LinearGaussianController(arrays["K"], arrays["k"], arrays["cov"])
         res = gpsx.optimize_trajectory(dyn, cost, prev, 1.0, policy=problem.policy, lam=lam)
     except gpsx.GPSXError as exc:
-        assert str(exc)
+        assert exc.array is not None and exc.array in str(exc), f"error does not name the array: {exc}"
         return
     assert np.isfinite(res.controller.K).all() and np.isfinite(res.kl)
     assert np.isfinite(res.marginals.cov).all()

@@ -54,11 +54,12 @@ def _int(name: str, value: Any, low: int) -> None:
         raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
-def _positive(name: str, value: Any) -> None:
+def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} finite number, "
+                         f"got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -133,18 +134,13 @@ class GuidedConfig(_FromDict):
             _positive(name, getattr(self, name))
         _int("train_iterations", self.train_iterations, 1)
         _int("buffer_iterations", self.buffer_iterations, 1)
-        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
-                or not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        _positive("weight_decay", self.weight_decay, allow_zero=True)
         _positive("lambda_rate_increase", self.lambda_rate_increase)
         if self.lambda_rate_increase < 1:
             raise ValueError(f"lambda_rate_increase must be >= 1, got {self.lambda_rate_increase}")
         if self.lambda_rate > self.lambda_rate_max:
             raise ValueError(f"need lambda_rate <= lambda_rate_max, got {self.lambda_rate}, {self.lambda_rate_max}")
-        if isinstance(self.kl_target, bool) or not isinstance(self.kl_target, (int, float)):
-            raise TypeError(f"kl_target must be a number, got {self.kl_target!r}")
-        if not (math.isfinite(self.kl_target) and self.kl_target >= 0):
-            raise ValueError(f"kl_target must be a finite number >= 0, got {self.kl_target!r}")
+        _positive("kl_target", self.kl_target, allow_zero=True)
         _nested(self, "policy_prior", PriorConfig)
 
 

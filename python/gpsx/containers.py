@@ -73,10 +73,6 @@ class LinearGaussianController:
         inv = np.linalg.inv(self.cov)
         return 0.5 * (inv + np.swapaxes(inv, -1, -2))
 
-    def mean_action(self, t: int, x: np.ndarray) -> np.ndarray:
-        """Mean action(s) K_t x + k_t for a state (dX,) or a batch of states (N, dX)."""
-        return np.asarray(x) @ self.K[t].T + self.k[t]
-
     @classmethod
     def from_gains(cls, T: int, dX: int, dU: int, *, K=None, k=None, variance: float = 1.0):
         """A controller with the same gains at every step and covariance ``variance * I``."""
