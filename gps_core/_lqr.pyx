@@ -327,3 +327,44 @@ def backward_gps(Workspace ws, const double[:, :, ::1] F, const double[:, ::1] f
             if change <= tol:
                 status = OK
     return status, t_fail, sweep
+
+
+def relative_coordinates(Workspace ws, const double[:, :, ::1] F, const double[:, ::1] f,
+                         const double[:, :, ::1] C, const double[:, ::1] c, const double[:, :, ::1] Kh,
+                         const double[:, ::1] kh, double[:, :, ::1] F_out, double[:, ::1] f_out,
+                         double[:, :, ::1] C_out, double[:, ::1] c_out):
+    """The problem in coordinates u = K̂x + k̂ + δ: F̃ = F M, f̃ = f + F_u k̂, C̃ = Mᵀ C M, c̃ = Mᵀ(C m + c),
+    M = [[I, 0], [K̂, I]], m = [0; k̂] (see ``gpsx.lqr._relative_to_prev``). Returns the status (always 0)."""
+    cdef int T = Kh.shape[0], dX = ws.dX, dU = ws.dU, n = ws.n, t
+    cdef long bm = ws.blas_min
+    cdef const double *K_t
+    ws.check(T, Kh.shape[2], Kh.shape[1])
+    need("kh", 0, kh.shape[0], T)
+    need("kh", 1, kh.shape[1], dU)
+    for name, mat in (("F", F), ("F_out", F_out)):
+        for i, want in enumerate((T - 1, dX, n)):
+            need(name, i, mat.shape[i], want)
+    for name, vec in (("f", f), ("f_out", f_out)):
+        need(name, 0, vec.shape[0], T - 1)
+        need(name, 1, vec.shape[1], dX)
+    _check_costs(T, n, C, c, C_out, c_out)
+    with nogil:
+        for t in range(T):
+            K_t = &Kh[t, 0, 0]
+            if t < T - 1:
+                dn_copy(dX, n, &F[t, 0, 0], n, &F_out[t, 0, 0], n)
+                gemm(False, False, dX, dX, dU, 1.0, &F[t, 0, dX], n, K_t, dX, 1.0, &F_out[t, 0, 0], n, bm)
+                dn_copy(1, dX, &f[t, 0], dX, &f_out[t, 0], dX)
+                gemv(False, dX, dU, 1.0, &F[t, 0, dX], n, &kh[t, 0], 1.0, &f_out[t, 0], bm)
+            # B = C M (in ws.Qzz), then C̃ = Mᵀ B
+            dn_copy(n, n, &C[t, 0, 0], n, ws.Qzz, n)
+            gemm(False, False, n, dX, dU, 1.0, &C[t, 0, dX], n, K_t, dX, 1.0, ws.Qzz, n, bm)
+            dn_copy(n, n, ws.Qzz, n, &C_out[t, 0, 0], n)
+            gemm(True, False, dX, n, dU, 1.0, K_t, dX, ws.Qzz + <long>dX * n, n, 1.0, &C_out[t, 0, 0], n, bm)
+            dn_symmetrize(n, &C_out[t, 0, 0], n)
+            # w = C m + c (in ws.qz), c̃ = Mᵀ w
+            dn_copy(1, n, &c[t, 0], n, ws.qz, n)
+            gemv(False, n, dU, 1.0, &C[t, 0, dX], n, &kh[t, 0], 1.0, ws.qz, bm)
+            dn_copy(1, n, ws.qz, n, &c_out[t, 0], n)
+            gemv(True, dX, dU, 1.0, K_t, dX, ws.qz + dX, 1.0, &c_out[t, 0], bm)
+    return OK

@@ -39,6 +39,9 @@ def run_kernels(kern, ws, problem, eta=1.0, lam=None, tol=1e-11, max_sweeps=300)
     ec = np.zeros(T)
     kern.expected_cost(mean, cov, c.C, c.c, c.c0, ec)
     out["expected_cost"] = ec
+    rel = {"Fr": np.empty_like(d.F), "fr": np.empty_like(d.f), "Cr": np.empty_like(c.C), "cr": np.empty_like(c.c)}
+    kern.relative_coordinates(ws, d.F, d.f, c.C, c.c, p.K, p.k, rel["Fr"], rel["fr"], rel["Cr"], rel["cr"])
+    out.update(rel)
     if lam is not None:
         Kg, kg, Cg = p.K.copy(), p.k.copy(), p.cov.copy()
         out["gps_status"] = kern.backward_gps(ws, d.F, d.f, d.cov, d.x0_mean, d.x0_cov, c.C, c.c, out["P"],

@@ -10,7 +10,7 @@ from gpsx import reference
 from gpsx.synthetic import random_problem
 
 RTOL = 1e-9
-ARRAYS = ("P", "p", "K", "k", "C", "mean", "cov", "kl", "expected_cost")
+ARRAYS = ("P", "p", "K", "k", "C", "mean", "cov", "kl", "expected_cost", "Fr", "fr", "Cr", "cr")
 GPS_ARRAYS = ("Kg", "kg", "Cg")
 # blas_min = 0: every operation through BLAS/LAPACK; huge: every operation in the C loops of src/dense.h
 PATHS = {"blas": 0, "c": 10**15, "default": None}
@@ -147,3 +147,18 @@ def test_workspace_pickles(compiled):
 def test_workspace_rejects_empty_sizes(compiled):
     with pytest.raises(ValueError):
         compiled.Workspace(0, 3, 2)
+
+
+@pytest.mark.parametrize("bad", ["F_out_short", "f_wide", "C_out_small", "kh_short", "K_wide"])
+def test_relative_coordinates_refuse_bad_arrays(compiled, bad):
+    T, dX, dU = 4, 3, 2
+    n = dX + dU
+    problem = random_problem(T, dX, dU, seed=3)
+    d, c, p = problem.dyn, problem.cost, problem.prev
+    args = dict(F=d.F, f=d.f, C=c.C, c=c.c, K=p.K, k=p.k, F_out=np.empty_like(d.F), f_out=np.empty_like(d.f),
+                C_out=np.empty_like(c.C), c_out=np.empty_like(c.c))
+    args.update({"F_out_short": {"F_out": np.empty((T - 2, dX, n))}, "f_wide": {"f": np.zeros((T - 1, dX + 1))},
+                 "C_out_small": {"C_out": np.empty((T, n - 1, n - 1))}, "kh_short": {"k": np.zeros((T - 1, dU))},
+                 "K_wide": {"K": np.zeros((T, dU, dX + 1))}}[bad])
+    with pytest.raises(ValueError):
+        compiled.relative_coordinates(compiled.Workspace(T, dX, dU), *args.values())

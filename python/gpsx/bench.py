@@ -46,7 +46,7 @@ def _case_ops(kern, problem, backend: str):
     T, dX, dU = d.T, d.dX, d.dU
     n = dX + dU
     ws = kern.Workspace(T, dX, dU)
-    F, f, L, l, P = _relative_to_prev(d, c, p)       # exactly what optimize_trajectory hands the kernel
+    F, f, L, l, P = _relative_to_prev(d, c, p, kern, ws)     # exactly what optimize_trajectory hands the kernel
     pv = np.zeros((T, n))
     K, k, C = np.empty((T, dU, dX)), np.empty((T, dU)), np.empty((T, dU, dU))
     kern.backward(ws, F, f, L, l, P, pv, 1.0, K, k, C)

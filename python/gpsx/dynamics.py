@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as v
+from . import _backend, _validate as v
 from .containers import LinearGaussianController, LinearGaussianDynamics
 from .errors import DynamicsFitError, ShapeError
 from .gmm_prior import DynamicsPrior, PolicyPrior, _MixturePrior, dynamics_tuples, policy_pairs
@@ -99,98 +99,77 @@ def _fit_conditional(joint: np.ndarray, names: list[str], label: str, prior: _Mi
     """Per-step conditional Gaussian out|in from time-major joint samples (T, N, n_in + n_out) (module doc).
 
     ``names`` name the n_in inputs and ``label`` the input arrays, for error messages. ``joint`` is the
-    caller's scratch copy and is overwritten. Returns the gains (T, n_out, n_in), biases (T, n_out) and
-    PSD covariances (T, n_out, n_out).
+    caller's scratch copy and is overwritten. The per-step work is one kernel call
+    (``conditional_fit``: compiled, or its numpy twin). Returns the gains (T, n_out, n_in), biases
+    (T, n_out) and PSD covariances (T, n_out, n_out).
     """
     if not (np.isfinite(ridge) and ridge >= 0):
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
-    N, n_in = joint.shape[1], len(names)
+    T, N, n = joint.shape
+    n_in = len(names)
     mean = joint.mean(axis=1)                                        # (T, n)
     terms = None if prior is None else prior._moment_terms(joint)
     joint -= mean[:, None, :]                                        # centred in place (fresh arrays are slow)
     if prior is None:
-        sigma = np.swapaxes(joint, 1, 2) @ joint
-        sigma /= N
+        _check_varied(joint[:, :, :n_in], mean[:, :n_in], names, label)
+        rows, alpha, beta, sigma = joint, 1.0 / N, 0.0, np.empty((T, n, n))
     else:
-        sigma = _map_covariance(joint, mean, *terms, prior.strength)
-    _check_finite(sigma, "the joint covariance")
-    if prior is None:
-        _check_identifiable(sigma[:, :n_in, :n_in], mean[:, :n_in], N, names, label)
-    sigma[:, np.arange(n_in), np.arange(n_in)] += ridge
-    try:
-        gain = np.swapaxes(np.linalg.solve(sigma[:, :n_in, :n_in], sigma[:, :n_in, n_in:]), 1, 2)  # (T, out, in)
-    except np.linalg.LinAlgError:
-        raise DynamicsFitError("the input covariance is singular; use a ridge > 0") from None
-    bias = mean[:, n_in:] - np.einsum("toi,ti->to", gain, mean[:, :n_in])
-    cov = _clip_psd(sigma[:, n_in:, n_in:] - gain @ sigma[:, :n_in, n_in:])
-    for value, what in ((gain, "the gains"), (bias, "the biases"), (cov, "the covariances")):
-        _check_finite(value, what)
-    return gain, bias, cov
+        rows, alpha, beta, sigma = _map_terms(joint, mean, *terms, prior.strength)
+    gain, bias, cov = np.empty((T, n - n_in, n_in)), np.empty((T, n - n_in)), np.empty((T, n - n_in, n - n_in))
+    pivots, cov_ok = np.ones(T), np.zeros(T, dtype=np.int8)
+    kern = _backend.kernels()
+    status, t = kern.conditional_fit(kern.FitWorkspace(n_in, n - n_in), np.ascontiguousarray(rows), alpha, beta,
+                                     sigma, mean, ridge, prior is None, gain, bias, cov, pivots, cov_ok)
+    if status == kern.NON_FINITE:
+        raise DynamicsFitError("the fit overflowed to NaN or inf (data too large or badly scaled?)", t=t)
+    low = np.flatnonzero(pivots < _COLLINEAR_TOL)       # steps the kernel passed, but barely
+    if prior is None and (low.size or status == kern.NOT_PD):
+        raise DynamicsFitError(f"inputs are (numerically) collinear across the {N} samples; " + _PRIOR_HINT,
+                               array=label, t=int(low[0]) if low.size else t)
+    if status == kern.NOT_PD:
+        raise DynamicsFitError("the input covariance is singular; use a ridge > 0", array=label, t=t)
+    return gain, bias, _clip_psd(cov, cov_ok.astype(bool))
 
 
-def _map_covariance(rows, mean, mu0, within, spread, strength: float) -> np.ndarray:
-    """Normal-inverse-Wishart MAP covariance with n0 = m = strength and Phi = strength * sigma0,
+_PRIOR_HINT = "pass a prior (DynamicsPrior/PolicyPrior updated on these and earlier samples) for a regularised fit"
+
+
+def _map_terms(rows, mean, mu0, within, spread, strength: float):
+    """The normal-inverse-Wishart MAP covariance with n0 = m = strength and Phi = strength * sigma0,
     sigma0 = within + spread^T spread (the prior's moments, see ``_MixturePrior._moment_terms``):
-        [Phi + N E + (N m / (N + m)) d d^T] / (N + n0),  d = mean - mu0.
-    Every Gram term (the N centred samples, the prior's between-cluster rows, d) is one row of a single
-    batched product. ``within`` is overwritten."""
+        [Phi + N E + (N m / (N + m)) d d^T] / (N + n0),  d = mean - mu0,
+    as the kernel's (rows, alpha, beta, base): base = within, beta = strength / (N + n0), and every Gram
+    term (the N centred samples, the prior's between-cluster rows, d) one of the rows, alpha = 1 / (N + n0)."""
     N = rows.shape[1]
     delta = np.sqrt(N * strength / (N + strength)) * (mean - mu0)
-    rows = np.concatenate([rows, np.sqrt(strength) * spread, delta[:, None, :]], axis=1) / np.sqrt(N + strength)
-    within *= strength / (N + strength)
-    within += np.swapaxes(rows, 1, 2) @ rows
-    return within
+    rows = np.concatenate([rows, np.sqrt(strength) * spread, delta[:, None, :]], axis=1)
+    return rows, 1.0 / (N + strength), strength / (N + strength), np.ascontiguousarray(within)
 
 
-def _check_identifiable(cov_in: np.ndarray, mean_in: np.ndarray, N: int, names: list[str], label: str) -> None:
-    """Raise ``DynamicsFitError`` unless the inputs' sample covariance is non-singular at every step.
+def _check_varied(centred_in: np.ndarray, mean_in: np.ndarray, names: list[str], label: str) -> None:
+    """The maximum-likelihood fit's preconditions: more samples than inputs, and every input varying.
 
-    An input is flat at t if its standard deviation is below 1e-10 of its largest spread or magnitude
-    over all steps; inputs are collinear if the fraction of one's variance not explained by the inputs
-    before it is below 1e-10.
-    """
-    n_in = cov_in.shape[1]
-    hint = "pass a prior (DynamicsPrior/PolicyPrior updated on these and earlier samples) for a regularised fit"
+    An input is flat at t if its standard deviation is below 1e-10 of its largest spread or magnitude over
+    all steps (collinear inputs are caught by the kernel's pivots)."""
+    T, N, n_in = centred_in.shape
     if N <= n_in:
-        raise DynamicsFitError(f"maximum-likelihood fit needs more samples than inputs ({n_in}), got N={N}; {hint}")
-    std = np.sqrt(np.diagonal(cov_in, axis1=1, axis2=2))             # (T, n_in)
+        raise DynamicsFitError(f"maximum-likelihood fit needs more samples than inputs ({n_in}), got N={N}; "
+                               + _PRIOR_HINT)
+    std = np.sqrt(np.einsum("tni,tni->ti", centred_in, centred_in) / N)           # (T, n_in)
     scale = np.maximum(std.max(axis=0), np.abs(mean_in).max(axis=0))
-    flat = std <= 1e-10 * scale + 1e-300
+    flat = (std <= 1e-10 * scale + 1e-300) & np.isfinite(scale)      # overflow is the kernel's to report
     if flat.any():
         t, i = np.argwhere(flat)[0]
-        raise DynamicsFitError(f"input {names[i]} does not vary across the {N} samples; {hint}", array=label, t=int(t))
-    collinear = _collinear_steps(cov_in)
-    if collinear.any():
-        raise DynamicsFitError(f"inputs are (numerically) collinear across the {N} samples; {hint}",
-                               array=label, t=int(np.argmax(collinear)))
+        raise DynamicsFitError(f"input {names[i]} does not vary across the {N} samples; " + _PRIOR_HINT,
+                               array=label, t=int(t))
 
 
-def _collinear_steps(cov: np.ndarray) -> np.ndarray:
-    """(T,) bool: steps where some input's variance not explained by the inputs before it (its squared
-    Cholesky pivot over its variance, which is scale-free) is below the tolerance."""
-    try:
-        pivots = np.diagonal(np.linalg.cholesky(cov), axis1=1, axis2=2) ** 2
-    except np.linalg.LinAlgError:   # some step is not even numerically positive definite
-        std = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
-        return np.linalg.eigvalsh(cov / (std[:, :, None] * std[:, None, :]))[:, 0] < _COLLINEAR_TOL
-    return (pivots / np.diagonal(cov, axis1=1, axis2=2)).min(axis=1) < _COLLINEAR_TOL
-
-
-def _clip_psd(cov: np.ndarray) -> np.ndarray:
-    """Symmetrise a stack of covariances; unless all are positive definite (the usual case, checked by a
-    cheap Cholesky), clip round-off negative eigenvalues to zero."""
-    cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-    try:
-        np.linalg.cholesky(cov)
-        return cov
-    except np.linalg.LinAlgError:
-        w, V = np.linalg.eigh(cov)
-    return (V * np.maximum(w, 0.0)[:, None, :]) @ np.swapaxes(V, 1, 2)
-
-
-def _check_finite(value: np.ndarray, what: str) -> None:
-    """Raise ``DynamicsFitError`` at the first step where ``value`` (T, ...) holds NaN or inf."""
-    bad = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
+def _clip_psd(cov: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Clip round-off negative eigenvalues to zero at the steps whose covariance is not positive
+    definite (``ok`` False), leaving the others untouched."""
+    bad = ~ok
     if bad.any():
-        raise DynamicsFitError(f"{what} overflowed to NaN or inf (data too large or badly scaled?)",
-                               t=int(np.argmax(bad)))
+        w, V = np.linalg.eigh(cov[bad])
+        clipped = (V * np.maximum(w, 0.0)[:, None, :]) @ np.swapaxes(V, 1, 2)
+        cov[bad] = 0.5 * (clipped + np.swapaxes(clipped, 1, 2))
+    return cov

@@ -53,7 +53,7 @@ def dynamics_tuples(X, U) -> np.ndarray:
     if T < 2:
         raise ShapeError(f"dynamics need T >= 2 time steps, got T={T}", array="X")
     X, U = X.transpose(1, 0, 2), U.transpose(1, 0, 2)
-    return np.concatenate([X[:-1], U[:-1], X[1:]], axis=2)
+    return _time_major(X[:-1], U[:-1], X[1:])
 
 
 def policy_pairs(X, policy_mean) -> np.ndarray:
@@ -61,7 +61,13 @@ def policy_pairs(X, policy_mean) -> np.ndarray:
     X = _samples(X, "X", (None, None, None))
     N, T, _ = X.shape
     mean = _samples(policy_mean, "policy_mean", (N, T, None))
-    return np.concatenate([X.transpose(1, 0, 2), mean.transpose(1, 0, 2)], axis=2)
+    return _time_major(X.transpose(1, 0, 2), mean.transpose(1, 0, 2))
+
+
+def _time_major(*parts: np.ndarray) -> np.ndarray:
+    """The (T, N, d_i) parts side by side in one C-contiguous (T, N, sum d_i) array (the fit kernel reads it
+    in place; ``np.concatenate`` would keep the parts' transposed memory order)."""
+    return np.concatenate(parts, axis=2, out=np.empty((*parts[0].shape[:2], sum(p.shape[2] for p in parts))))
 
 
 class _MixturePrior:

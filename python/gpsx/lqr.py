@@ -86,36 +86,26 @@ def _check_eta(eta: float) -> float:
     return eta
 
 
-def _relative_to_prev(dyn, cost, prev):
+def _relative_to_prev(dyn, cost, prev, kern, ws):
     """The problem in coordinates relative to the previous controller: u = K̂ x + k̂ + δ.
 
     z = M z̃ + m with z̃ = [x; δ], M = [[I, 0], [K̂, I]], m = [0; k̂]. The dynamics become F̃ = F M,
-    f̃ = f + F_u k̂, the cost C̃ = Mᵀ C M, c̃ = Mᵀ (C m + c), and −log p̂(u|x) becomes ½ δᵀ Ĉ⁻¹ δ: no cross
-    terms in x. In the original coordinates those terms (of size |K̂|² |Ĉ⁻¹|) cancel in the value function
-    only up to round-off, which unstable open-loop dynamics amplify backwards in time until Q_uu looks
-    indefinite at any η (seen on the walker with |K̂| ~ 150).
+    f̃ = f + F_u k̂, the cost C̃ = Mᵀ C M, c̃ = Mᵀ (C m + c) (the kernel ``relative_coordinates``), and
+    −log p̂(u|x) becomes ½ δᵀ Ĉ⁻¹ δ: no cross terms in x. In the original coordinates those terms (of size
+    |K̂|² |Ĉ⁻¹|) cancel in the value function only up to round-off, which unstable open-loop dynamics
+    amplify backwards in time until Q_uu looks indefinite at any η (seen on the walker with |K̂| ~ 150).
+    Returns F̃, f̃, C̃, c̃ and the KL term's quadratic form P (zero but for P_δδ = Ĉ⁻¹); ``kern``/``ws``: the
+    kernel module in force and a workspace of the problem's size.
     """
     T, dX, dU = dyn.T, dyn.dX, dyn.dU
-    Kh, kh = prev.K, prev.k
-    F, f = dyn.F, dyn.f
-    Fu = F[:, :, dX:]
-    F_new = F.copy()
-    F_new[:, :, :dX] += Fu @ Kh[:T - 1]
-    f_new = f + np.einsum("tij,tj->ti", Fu, kh[:T - 1])
-    C, c = cost.C, cost.c
-    Cxx, Cxu, Cuu = C[:, :dX, :dX], C[:, :dX, dX:], C[:, dX:, dX:]
-    KhT = np.swapaxes(Kh, 1, 2)
-    CxuK = Cxu @ Kh
-    C_new = np.empty_like(C)
-    C_new[:, :dX, :dX] = Cxx + CxuK + np.swapaxes(CxuK, 1, 2) + KhT @ Cuu @ Kh
-    C_new[:, :dX, dX:] = Cxu + KhT @ Cuu
-    C_new[:, dX:, :dX] = np.swapaxes(C_new[:, :dX, dX:], 1, 2)
-    C_new[:, dX:, dX:] = Cuu
-    Cm_u = np.einsum("tij,tj->ti", C[:, :, dX:], kh) + c          # C m + c
-    c_new = np.concatenate([Cm_u[:, :dX] + np.einsum("tji,tj->ti", Kh, Cm_u[:, dX:]), Cm_u[:, dX:]], axis=1)
-    P = np.zeros_like(C)
+    n = dX + dU
+    F_new, f_new = np.empty_like(dyn.F), np.empty_like(dyn.f)
+    C_new, c_new = np.empty_like(cost.C), np.empty_like(cost.c)
+    kern.relative_coordinates(ws, dyn.F, dyn.f, cost.C, cost.c, prev.K, prev.k,
+                              F_new, f_new, C_new, c_new)
+    P = np.zeros((T, n, n))
     P[:, dX:, dX:] = prev.precision
-    return F_new, np.ascontiguousarray(f_new), np.ascontiguousarray(C_new), np.ascontiguousarray(c_new), P
+    return F_new, f_new, C_new, c_new, P
 
 
 class _Problem:
@@ -135,7 +125,7 @@ class _Problem:
         self.kern = _backend.kernels()
         T, dX, dU = dyn.T, dyn.dX, dyn.dU
         self.ws = self.kern.Workspace(T, dX, dU)
-        self.F, self.f, self.C, self.c, self.P = _relative_to_prev(dyn, cost, prev)
+        self.F, self.f, self.C, self.c, self.P = _relative_to_prev(dyn, cost, prev, self.kern, self.ws)
         self.p = np.zeros((T, dX + dU))
 
     def solve(self, eta: float, start: tuple | None = None):

@@ -222,3 +222,60 @@ def expected_cost(mean, cov, C, c, c0, out) -> int:
     for t in range(T):
         out[t] = 0.5 * (mean[t] @ C[t] @ mean[t] + np.sum(C[t] * cov[t])) + mean[t] @ c[t] + c0[t]
     return OK
+
+
+class FitWorkspace:
+    """Scratch for the conditional fit (the numpy twin needs none; kept for signature parity)."""
+
+    def __init__(self, n_in: int, n_out: int):
+        self.n_in, self.n_out = n_in, n_out
+
+
+def conditional_fit(ws, rows, alpha, beta, sigma, mean, ridge, check_rank, gain_out, bias_out, cov_out,
+                    pivot_out, cov_ok):
+    """Per step: Σ = β Σ + α RᵀR, then out | in of N(mean, Σ) with ``ridge`` on the input diagonal.
+
+    With ``check_rank``, pivot_out[t] = min_i L_ii² / Σ_ii for L = chol(Σ_in) (unridged); cov_ok[t] says
+    whether cov_t is positive definite. Returns (status, t_fail)."""
+    a = ws.n_in
+    for t in range(rows.shape[0]):
+        S = alpha * rows[t].T @ rows[t] + (beta * sigma[t] if beta != 0.0 else 0.0)
+        sigma[t] = S
+        if not np.isfinite(S).all():
+            return NON_FINITE, t
+        if check_rank:
+            L = _chol(S[:a, :a])
+            if L is None:
+                return NOT_PD, t
+            pivot_out[t] = min(1.0, float((np.diag(L) ** 2 / np.diag(S)[:a]).min()))
+        L = _chol(S[:a, :a] + ridge * np.eye(a))
+        if L is None:
+            return NOT_PD, t
+        Y = np.linalg.solve(L, S[:a, a:])
+        cov_out[t] = S[a:, a:] - Y.T @ Y
+        gain_out[t] = np.linalg.solve(L.T, Y).T
+        bias_out[t] = mean[t, a:] - gain_out[t] @ mean[t, :a]
+        if not (np.isfinite(gain_out[t]).all() and np.isfinite(bias_out[t]).all() and np.isfinite(cov_out[t]).all()):
+            return NON_FINITE, t
+        cov_ok[t] = _chol(cov_out[t]) is not None
+    return OK, -1
+
+
+def relative_coordinates(ws, F, f, C, c, Kh, kh, F_out, f_out, C_out, c_out) -> int:
+    """The problem in coordinates u = K̂x + k̂ + δ: F̃ = F M, f̃ = f + F_u k̂, C̃ = Mᵀ C M, c̃ = Mᵀ(C m + c),
+    M = [[I, 0], [K̂, I]], m = [0; k̂] (see ``gpsx.lqr._relative_to_prev``). Batched over t: no recursion
+    here, so a per-step loop would only make the twin slower."""
+    T, dU, dX = Kh.shape
+    Fu, KhT = F[:, :, dX:], np.swapaxes(Kh, 1, 2)
+    F_out[:] = F
+    F_out[:, :, :dX] += Fu @ Kh[:T - 1]
+    f_out[:] = f + np.einsum("tij,tj->ti", Fu, kh[:T - 1])
+    B = C.copy()                                                     # C M
+    B[:, :, :dX] += C[:, :, dX:] @ Kh
+    C_out[:] = B
+    C_out[:, :dX, :] += KhT @ B[:, dX:, :]                           # Mᵀ C M
+    C_out[:] = 0.5 * (C_out + np.swapaxes(C_out, 1, 2))
+    w = np.einsum("tij,tj->ti", C[:, :, dX:], kh) + c                # C m + c
+    c_out[:] = w
+    c_out[:, :dX] += np.einsum("tji,tj->ti", Kh, w[:, dX:])
+    return OK
