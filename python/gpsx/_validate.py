@@ -73,14 +73,12 @@ def check_positive_definite(mats: np.ndarray, name: str, time_axis: bool = True,
         return
     scale = np.abs(stack).max(axis=(-1, -2), keepdims=True)
     scaled = stack / np.where(scale > 0, scale, 1.0)        # eigen-analysis without overflow
-    if not semi:
-        try:
-            diag = np.diagonal(np.linalg.cholesky(scaled), axis1=-2, axis2=-1)
-            bad = diag.min(axis=-1) ** 2 <= 1e-15 * diag.max(axis=-1) ** 2
-        except np.linalg.LinAlgError:
-            bad = None
-        if bad is not None and not bad.any():
+    try:      # the cheap sufficient test: a Cholesky factor (well conditioned, unless semi) exists
+        diag = np.diagonal(np.linalg.cholesky(scaled), axis1=-2, axis2=-1)
+        if semi or not (diag.min(axis=-1) ** 2 <= 1e-15 * diag.max(axis=-1) ** 2).any():
             return
+    except np.linalg.LinAlgError:
+        pass
     eig = np.linalg.eigvalsh(scaled)
     top = np.maximum(np.abs(eig).max(axis=-1), 1e-300)
     if semi:

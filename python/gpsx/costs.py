@@ -112,27 +112,29 @@ class SitePoint:
 
     def positions(self, qpos: np.ndarray) -> np.ndarray:
         m, d = self.model, self.data
-        out = np.empty((qpos.shape[0], self.dim))
-        for i, q in enumerate(qpos):
-            d.qpos[:] = q
+        xpos = np.empty((qpos.shape[0], 3))
+        site_xpos = d.site_xpos[self.site]           # a live view: no indexing inside the loop
+        for i in range(qpos.shape[0]):
+            d.qpos[:] = qpos[i]
             mujoco.mj_kinematics(m, d)
-            out[i] = d.site_xpos[self.site][self.axes]
-        return out
+            xpos[i] = site_xpos
+        return xpos[:, self.axes]
 
     def jacobians(self, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # The loop runs once per sample and step (thousands of times per iteration): MuJoCo writes straight
+        # into the output rows and the axes are selected once at the end.
         m, d = self.model, self.data
         N = qpos.shape[0]
-        pos = np.empty((N, self.dim))
-        jac = np.empty((N, self.dim, m.nv))
-        jacp = np.empty((3, m.nv))
-        for i, q in enumerate(qpos):
-            d.qpos[:] = q
+        xpos = np.empty((N, 3))
+        jacp = np.empty((N, 3, m.nv))
+        site_xpos = d.site_xpos[self.site]
+        for i in range(N):
+            d.qpos[:] = qpos[i]
             mujoco.mj_kinematics(m, d)
             mujoco.mj_comPos(m, d)
-            mujoco.mj_jacSite(m, d, jacp, None, self.site)
-            pos[i] = d.site_xpos[self.site][self.axes]
-            jac[i] = jacp[self.axes]
-        return pos, jac
+            mujoco.mj_jacSite(m, d, jacp[i], None, self.site)
+            xpos[i] = site_xpos
+        return xpos[:, self.axes], jacp[:, self.axes]
 
 
 class ActionPenalty:
