@@ -64,9 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the exploration noise (default 0)")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("plot", parents=[common], help="learning curves of a run as a PNG")
+    p = sub.add_parser("plot", parents=[common],
+                       help="learning curves of a run, and its rollouts per condition, as PNGs")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--out", type=Path, help="PNG path (default RUN_DIR/learning_curves.png)")
+    p.add_argument("--out", type=Path, help="learning-curves PNG path (default RUN_DIR/learning_curves.png)")
+    p.add_argument("--rollouts", type=int, default=4, metavar="N",
+                   help="noisy rollouts per condition drawn next to the noise-free one in RUN_DIR/trajectories.png "
+                        "(default 4; 0 skips the rollouts picture)")
     p.set_defaults(func=_plot)
 
     sub.add_parser("bench", help="DP microbenchmarks (`gpsx bench --help` for its options)", add_help=False)
@@ -267,9 +271,35 @@ def _plot(args: argparse.Namespace) -> int:
         raise GPSXError(f"{run.path} has no iterations yet (metrics.jsonl is empty)")
     title = f"{settings['task']} (T={settings['horizon']}), {settings['config']['samples_per_condition']} " \
             f"samples per condition per iteration, seed {settings['seed']}"
-    path = learning_curves(reports, args.out or run.path / "learning_curves.png", title)
-    print(path)
+    print(learning_curves(reports, args.out or run.path / "learning_curves.png", title))
+    if args.rollouts > 0:
+        print(_plot_rollouts(run, args.rollouts, title))
     return 0
+
+
+def _plot_rollouts(run, noisy: int, title: str) -> Path:
+    """The final controllers on their training conditions (a --no-policy run), or the policy on the trained
+    and held-out conditions: one noise-free rollout and ``noisy`` with noise each, in the task's picture."""
+    from .guided import ObservedPolicy
+    from .plotting import trajectories
+
+    algo = run.load()
+    task = algo.task
+    if algo.policy is None:
+        actors = [(f"condition {c}", c, algo.controllers[c]) for c in algo.conditions]
+        what = "final controllers"
+    else:
+        actors = [(f"{kind} {c}", c, ObservedPolicy(algo.policy, task, c))
+                  for kind, conds in (("trained", algo.conditions), ("test", task.test_conditions)) for c in conds]
+        what = "policy"
+    panels = []
+    for label, c, actor in actors:
+        X = task.sample(actor, c, 1, seed=0, noise=False).check().X
+        if noisy:
+            r = task.sample(actor, c, noisy, seed=0, noise=True)
+            X = np.concatenate([X, r.X[r.valid]])        # a diverged noisy rollout is left out
+        panels.append((label, task.trace(X, c), task.success(X, c)))
+    return trajectories(panels, run.path / "trajectories.png", f"{title}\n{what} after {algo.iteration} iterations")
 
 
 # --- bench ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Learning curves of a run (needs the optional extra ``gpsx[plot]``, i.e. matplotlib)."""
+"""Pictures of a run (need the optional extra ``gpsx[plot]``, i.e. matplotlib): learning curves, and the paths
+of its rollouts per condition in each task's own 2-D view (:meth:`gpsx.tasks.base.Task.trace`)."""
 from __future__ import annotations
 
 import math
@@ -6,9 +7,12 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .gps import IterationReport
+import numpy as np
 
-__all__ = ["learning_curves"]
+from .gps import IterationReport
+from .tasks.base import Trace
+
+__all__ = ["learning_curves", "trajectories"]
 
 
 def _pyplot():
@@ -69,3 +73,36 @@ def _log_if_wide(ax, values: list[float]) -> None:
     values = [v for v in values if math.isfinite(v)]
     if values and min(values) > 0 and max(values) > 10 * min(values):
         ax.set_yscale("log")
+
+
+def trajectories(panels: Sequence[tuple[str, Trace, np.ndarray]], path: str | os.PathLike, title: str = "") -> Path:
+    """One panel per condition: (label, trace of its rollouts, success (n,)). The first rollout (noise-free) is
+    drawn bold, the others (with exploration noise) thin; the start is a dot, the goal a star; green paths
+    succeeded, red ones did not. Written as a PNG."""
+    if not panels:
+        raise ValueError("no rollouts to plot")
+    plt = _pyplot()
+    cols = min(4, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False, constrained_layout=True)
+    for ax, (label, trace, success) in zip(axes.flat, panels):
+        for i, path_i in enumerate(trace.points):
+            ax.plot(path_i[:, 0], path_i[:, 1], color="tab:green" if success[i] else "tab:red",
+                    lw=1.8 if i == 0 else 0.6, alpha=1.0 if i == 0 else 0.5)
+        ax.plot(trace.points[0, 0, 0], trace.points[0, 0, 1], "ko", ms=4)
+        if trace.goal is not None:
+            ax.plot(trace.goal[0], trace.goal[1], "*", color="gold", mec="k", ms=12)
+        outcome = "success" if success[0] else "fail"
+        if len(success) > 1:
+            outcome += f", noisy {np.mean(success[1:]):.0%}"
+        ax.set(xlabel=trace.xlabel, ylabel=trace.ylabel, title=f"{label}: {outcome}")
+        if trace.equal_axes:
+            ax.set_aspect("equal", adjustable="datalim")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

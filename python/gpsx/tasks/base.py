@@ -35,7 +35,7 @@ from ..costs import Cost, CostDerivatives, CostTerm
 from ..errors import ShapeError
 from ..sampling import Rollouts, Simulator, ctrl_range, rollout as _rollout
 
-__all__ = ["Condition", "Task", "TaskCost", "load_model", "hold_pose_controller"]
+__all__ = ["Condition", "Task", "TaskCost", "Trace", "load_model", "hold_pose_controller"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +61,18 @@ class Condition:
 
 
 ConditionLike = Union[int, Condition]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A task's 2-D picture of rollouts (:meth:`Task.trace`): the path of what matters, (n, T, 2), the axes'
+    labels, the goal point (2,) or None, and whether both axes share a unit (plotted to scale)."""
+
+    points: np.ndarray
+    xlabel: str
+    ylabel: str
+    goal: np.ndarray | None = None
+    equal_axes: bool = True
 
 
 def load_model(asset: str) -> mujoco.MjModel:
@@ -197,6 +209,12 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def initial_controller(self, condition: ConditionLike = 0) -> LinearGaussianController:
         """A controller that is safe to sample from before any learning."""
+
+    def trace(self, X: np.ndarray, condition: ConditionLike = 0) -> Trace:
+        """The picture of rollouts X (n, T, dX) that ``gpsx plot`` draws. Default: the first two coordinates of
+        qpos; tasks override it with what matters (a tip and its goal, a body's path)."""
+        X = self._check_X(X)
+        return Trace(X[..., :2], "qpos[0]", "qpos[1]", equal_axes=False)
 
     # sampling ---------------------------------------------------------------------------------------------
     def simulator(self, condition: ConditionLike, n: int, backend: str = "auto") -> Simulator:

@@ -22,7 +22,7 @@ import numpy as np
 from ..containers import LinearGaussianController
 from ..costs import ActionPenalty, PointTarget
 from . import octopus_model as om
-from .base import Condition, ConditionLike, Task
+from .base import Condition, ConditionLike, Task, Trace
 
 ACTION_WEIGHT = 1e-3
 SUCCESS_RADIUS = 0.05  # m
@@ -83,6 +83,10 @@ class Octopus(Task):
         X = self._check_X(X)
         q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
         return self._tip.positions(q).reshape(*X.shape[:2], 2)
+
+    def trace(self, X: np.ndarray, condition: ConditionLike = 0) -> Trace:
+        """The tip's path in the plane and the target."""
+        return Trace(self.tip_positions(X), "x [m]", "y [m]", self.condition(condition).target)
 
     def success(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
         """Tip within 5 cm of the target at the last step."""
