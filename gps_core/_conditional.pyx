@@ -68,22 +68,12 @@ def conditional_fit(FitWorkspace ws, const double[:, :, ::1] rows, double alpha,
     cdef double *C
     if T < 1 or R < 1:
         raise ValueError(f"rows: need at least one step and one row, got {T} steps and {R} rows")
-    need("rows", 2, rows.shape[2], n)
-    for name, arr in (("sigma", sigma), ("cov_out", cov_out)):
-        need(name, 0, arr.shape[0], T)
-    need("sigma", 1, sigma.shape[1], n)
-    need("sigma", 2, sigma.shape[2], n)
-    need("mean", 0, mean.shape[0], T)
-    need("mean", 1, mean.shape[1], n)
-    need("gain_out", 0, gain_out.shape[0], T)
-    need("gain_out", 1, gain_out.shape[1], b)
-    need("gain_out", 2, gain_out.shape[2], a)
-    need("bias_out", 0, bias_out.shape[0], T)
-    need("bias_out", 1, bias_out.shape[1], b)
-    need("cov_out", 1, cov_out.shape[1], b)
-    need("cov_out", 2, cov_out.shape[2], b)
-    need("pivot_out", 0, pivot_out.shape[0], T)
-    need("cov_ok", 0, cov_ok.shape[0], T)
+    for name, arr, dims in (("rows", rows, (T, R, n)), ("sigma", sigma, (T, n, n)), ("mean", mean, (T, n)),
+                            ("gain_out", gain_out, (T, b, a)), ("bias_out", bias_out, (T, b)),
+                            ("cov_out", cov_out, (T, b, b)), ("pivot_out", pivot_out, (T,)),
+                            ("cov_ok", cov_ok, (T,))):
+        for axis, want in enumerate(dims):
+            need(name, axis, arr.shape[axis], want)
     with nogil:
         for t in range(T):
             S = &sigma[t, 0, 0]

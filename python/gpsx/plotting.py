@@ -49,12 +49,7 @@ def learning_curves(reports: Sequence[IterationReport], path: str | os.PathLike,
     ax_cost.legend(fontsize="small")
     if guided:
         _policy_panel(axes[2], reports, x)
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title, dpi=110)
 
 
 def _policy_panel(ax, reports: Sequence[IterationReport], x: list[float]) -> None:
@@ -100,9 +95,13 @@ def trajectories(panels: Sequence[tuple[str, Trace, np.ndarray]], path: str | os
             ax.set_aspect("equal", adjustable="datalim")
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
+    return _save(plt, fig, path, title, dpi=100)
+
+
+def _save(plt, fig, path: str | os.PathLike, title: str, dpi: int) -> Path:
     if title:
         fig.suptitle(title)
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
