@@ -229,3 +229,15 @@ def test_persistent_non_pd_raises_with_diagnostics():
         gpsx.optimize_trajectory(problem.dyn, cost, problem.prev, 2.0)
     assert info.value.t == 4
     assert "t=4" in str(info.value) and "C_uu" in str(info.value)
+
+
+def test_optimize_trajectory_stops_when_even_the_upper_eta_limit_is_too_loose(monkeypatch):
+    # A KL that no η brings under the bound (as unstable fitted dynamics can make it, by blowing up the
+    # marginals): the search says so once it reaches η = 1e16 instead of repeating that pass MAX_PASSES times.
+    problem = random_problem(10, 4, 2, seed=2)
+    kl = gpsx.lqr._Problem.kl
+    monkeypatch.setattr(gpsx.lqr._Problem, "kl", lambda self, *a: kl(self, *a) + 1.0)   # KL ≥ T = 10 always
+    with pytest.warns(gpsx.ConvergenceWarning, match="cannot be met"):
+        res = gpsx.optimize_trajectory(problem.dyn, problem.cost, problem.prev, 5.0)
+    assert res.eta == 1e16 and res.passes == 17          # η = 1, 10, ..., 1e16
+    np.testing.assert_allclose(res.controller.K, problem.prev.K, rtol=1e-6, atol=1e-9)

@@ -274,7 +274,8 @@ def optimize_trajectory(dyn: LinearGaussianDynamics, cost: QuadraticCost, prev: 
     """Minimise the expected cost (plus λ-weighted policy KL) subject to KL(p ‖ prev) ≤ ``kl_bound``.
 
     Searches the dual variable η (DESIGN §4): geometric bisection in log η on [1e-8, 1e16] (×10 / ÷10 while
-    one side is open), stopping at |KL − ε| ≤ 0.1 ε, or with KL < ε at η = 1e-8 (the bound is inactive).
+    one side is open), stopping at |KL − ε| ≤ 0.1 ε, or with KL < ε at η = 1e-8 (the bound is inactive), or
+    with a ``ConvergenceWarning`` if KL > ε even at η = 1e16 or after 50 passes.
     A non-PD Q_uu raises η by δ (δ doubling from 1e-4); past 1e16 ``NotPositiveDefiniteError`` is raised
     with a diagnosis.
     """
@@ -304,6 +305,12 @@ def optimize_trajectory(dyn: LinearGaussianDynamics, cost: QuadraticCost, prev: 
         mean, cov = problem.marginals(*arrays)
         kl = float(problem.kl(mean, cov, *arrays).sum())
         if abs(kl - eps) <= KL_TOLERANCE * eps or (kl < eps and eta <= ETA_MIN):
+            break
+        if kl > eps and eta >= ETA_MAX:
+            # η is as large as it goes and the controller is the previous one up to round-off; more passes
+            # would repeat this one (seen when unstable fitted dynamics blow up the marginals)
+            warnings.warn(f"the KL bound {eps:.4g} cannot be met: KL is {kl:.4g} even at eta={ETA_MAX:g}",
+                          ConvergenceWarning, stacklevel=2)
             break
         if passes >= MAX_PASSES:
             warnings.warn(f"eta search stopped after {passes} passes with KL {kl:.4g} (bound {eps:.4g})",
