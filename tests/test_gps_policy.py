@@ -6,12 +6,14 @@ import warnings
 import numpy as np
 import pytest
 
+import gpsx.gps as gps_module
 import gpsx.tasks
-from gpsx import checkpoint
+from gpsx import checkpoint, guided
 from gpsx.config import GPSConfig, GuidedConfig
 from gpsx.errors import ConvergenceWarning
 from gpsx.gps import GPS, POLICY_PHASES
-from gpsx.guided import ObservedPolicy, adapt_rate, policy_outcomes, update_lambda
+from gpsx.guided import ObservedPolicy, adapt_rate, adapt_step_mirror, policy_outcomes, update_lambda
+from gpsx.lqr import trajectory_kl
 
 T_SHORT = 40
 
@@ -137,6 +139,121 @@ def test_guided_config_is_typed():
         GPSConfig(policy="yes")
 
 
+def test_method_and_step_rule_are_validated():
+    g = GuidedConfig()
+    assert (g.method, g.step_rule) == ("dual", "objective")
+    assert (g.linearization_covariance, g.dual_step) == ("fit", "after")
+    for bad in ({"method": "badmm"}, {"step_rule": "adaptive"}, {"linearization_covariance": "none"},
+                {"dual_step": "during"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GPSConfig(guided=bad)
+
+
+# --- the step rule with the policy ----------------------------------------------------------------------------
+def test_mirror_step_rule_measures_the_retrained_policy(monkeypatch):
+    """Predicted: Ĵ(start | old) − Ĵ(cur | old); actual: Ĵ(start | old) − Ĵ(new policy linearisation | new)."""
+    old_dyn, new_dyn, old_cost, new_cost, start, cur, new_lin = (object() for _ in range(7))
+    table = {(old_dyn, start, old_cost): 10.0, (old_dyn, cur, old_cost): 8.0, (new_dyn, new_lin, new_cost): 9.0,
+             (new_dyn, cur, new_cost): 100.0}   # the controller's own new estimate must not be used
+    monkeypatch.setattr(guided, "laplace_cost", lambda d, c, q: table[(d, c, q)])
+    upd = adapt_step_mirror(1.0, start, cur, (old_dyn, old_cost), (new_dyn, new_cost, new_lin), 0.01, 10.0)
+    assert (upd.predicted, upd.actual) == (2.0, 1.0)
+    assert upd.step_mult == pytest.approx(2.0 / (2 * 1.0))
+
+
+def _rules_called(monkeypatch, peg2d, **g) -> tuple[list[str], list]:
+    """Which step rule each condition's update used over 3 iterations, and the reports."""
+    calls = []
+
+    def spy(name, real):
+        def wrapped(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+        return wrapped
+
+    for name, attr in (("cost", "adapt_step"), ("dual", "adapt_step_gps"), ("mirror", "adapt_step_mirror")):
+        monkeypatch.setattr(gps_module, attr, spy(name, getattr(gps_module, attr)))
+    return calls, run(peg2d, small_config(**g), 3)[1]
+
+
+@pytest.mark.parametrize("g, used", [({}, "dual"), ({"step_rule": "cost"}, "cost"),
+                                     ({"method": "mirror"}, "mirror"),
+                                     ({"method": "mirror", "step_rule": "cost"}, "cost")])
+def test_step_rule_setting_picks_the_estimates(monkeypatch, peg2d, g, used):
+    calls, reports = _rules_called(monkeypatch, peg2d, **g)
+    assert calls == [used] * 4                                     # iterations 1 and 2, two conditions each
+    assert reports[0].step_mult == (1.0, 1.0)
+
+
+def test_fixed_step_rule_keeps_the_multiplier(monkeypatch, peg2d):
+    calls, reports = _rules_called(monkeypatch, peg2d, step_rule="fixed")
+    assert calls == [] and all(r.step_mult == (1.0, 1.0) for r in reports)
+    assert all(r.kl_bound == pytest.approx((0.2 * T_SHORT,) * 2) for r in reports)
+
+
+def test_mirror_trust_region_is_centred_on_the_policy(monkeypatch, peg2d):
+    """With method="mirror" the controllers are optimised from the policy's linearisation without λ terms, so
+    the new controller is p ∝ π_lin·exp(−ℓ/η): its covariance is at most the linearisation's at every step,
+    and its KL from the linearisation (not from the previous controller) meets the bound."""
+    seen = []
+    real = gps_module.optimize_trajectory
+
+    def spy(dyn, cost, prev, bound, **kw):
+        res = real(dyn, cost, prev, bound, **kw)
+        seen.append((dyn, prev, kw, res, bound))
+        return res
+
+    monkeypatch.setattr(gps_module, "optimize_trajectory", spy)
+    algo, reports = run(peg2d, small_config(method="mirror"), 3)
+    assert len(seen) == 6 and all(kw == {"eta0": kw["eta0"]} for _, _, kw, _, _ in seen)
+    for dyn, lin, _, res, bound in seen:
+        assert lin.cov.shape == res.controller.cov.shape
+        gap = np.linalg.eigvalsh(lin.cov - res.controller.cov)
+        assert gap.min() > -1e-8 * np.abs(lin.cov).max()
+        assert trajectory_kl(dyn, res.controller, lin).sum() == pytest.approx(res.kl)
+        assert res.kl <= 1.1 * bound
+    assert all(r.lam == () for r in reports)
+    assert all(np.array_equal(algo.guide.lam[c], np.full(T_SHORT, 0.01)) for c in algo.conditions)
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_dual_step_comes_before_or_after_the_controller_update(monkeypatch, peg2d, when):
+    """"before": λ steps on the controllers that were sampled (and the policy trained on), then they move;
+    "after": the controllers move first and λ steps on the new ones."""
+    algo = GPS(peg2d, small_config(dual_step=when), seed=0)
+    events = []
+    real_duals, real_opt = algo.guide.update_duals, algo._optimize_trajectories
+    monkeypatch.setattr(algo.guide, "update_duals",
+                        lambda dyns, ctrls, lins: events.append(("duals", ctrls)) or real_duals(dyns, ctrls, lins))
+    monkeypatch.setattr(algo, "_optimize_trajectories",
+                        lambda *a: events.append(("trajopt", None)) or real_opt(*a))
+    sampled = list(algo.controllers.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        algo.step()
+    order = [e[0] for e in events]
+    assert order == (["duals", "trajopt"] if when == "before" else ["trajopt", "duals"])
+    used = events[order.index("duals")][1]
+    moved = list(algo.controllers.values())
+    assert all(a is b for a, b in zip(used, sampled if when == "before" else moved))
+    assert not any(a is b for a, b in zip(sampled, moved))
+
+
+def test_linearization_covariance_is_the_policy_s_own_or_adds_the_fit_residual(peg2d):
+    """"policy": every step's covariance is Σ^π exactly; "fit": Σ^π plus a PSD fit residual, same mean."""
+    X, _ = peg2d.rollout(peg2d.initial_controller(0), 0, n=5, seed=0)
+    lins = {}
+    for kind in ("fit", "policy"):
+        g = GPSConfig(guided={"hidden_sizes": [8], "linearization_covariance": kind}).guided
+        guide = guided.Guide(peg2d, (0,), g, seed=0)
+        lins[kind] = guide.linearize([X], np.random.SeedSequence(0))[0]
+        cov = guide.policy.covariance()
+    assert np.array_equal(lins["policy"].cov, np.broadcast_to(cov, lins["policy"].cov.shape))
+    assert np.array_equal(lins["policy"].K, lins["fit"].K) and np.array_equal(lins["policy"].k, lins["fit"].k)
+    residual = np.linalg.eigvalsh(lins["fit"].cov - cov)
+    assert residual.min() > -1e-9 and residual.max() > 0
+
+
 # --- observations --------------------------------------------------------------------------------------------
 def test_the_policy_observes_the_slot_so_peg_conditions_differ(peg2d):
     X = np.zeros((2, 3, peg2d.dX))
@@ -182,9 +299,10 @@ def test_reported_policy_cost_is_a_noise_free_rollout_of_the_policy(peg2d):
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
-def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_path):
-    straight, reports = run(peg2d, small_config(), 4, seed=7)
-    interrupted, _ = run(peg2d, small_config(), 2, seed=7)
+@pytest.mark.parametrize("method", ["dual", "mirror"])
+def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_path, method):
+    straight, reports = run(peg2d, small_config(method=method), 4, seed=7)
+    interrupted, _ = run(peg2d, small_config(method=method), 2, seed=7)
     interrupted.save(tmp_path / "ckpt.npz")
     resumed = GPS.load(tmp_path / "ckpt.npz")
     assert resumed.policy is not None and resumed.iteration == 2

@@ -14,7 +14,14 @@ from typing import Any, Mapping
 
 from .policy import ACTIVATIONS
 
-__all__ = ["GPSConfig", "GuidedConfig", "PriorConfig"]
+__all__ = ["GPSConfig", "GuidedConfig", "PriorConfig", "DUAL_STEPS", "LINEARIZATION_COVARIANCES", "METHODS",
+           "STEP_RULES"]
+
+#: values of ``GuidedConfig.dual_step``, ``.linearization_covariance``, ``.method`` and ``.step_rule``
+DUAL_STEPS = ("after", "before")
+LINEARIZATION_COVARIANCES = ("fit", "policy")
+METHODS = ("dual", "mirror")
+STEP_RULES = ("objective", "cost", "fixed")
 
 
 def _check_keys(cls: type, d: Mapping[str, Any]) -> None:
@@ -106,6 +113,28 @@ class GuidedConfig(_FromDict):
         policy already matches the controller (KL_t < kl_target), so the policy term cannot only grow.
         0 (the default) is the plain dual ascent λ_t ← max(0, λ_t + α·KL_t), under which λ never falls.
     policy_prior: the GMM prior of the policy linearisation (one, pooled over the trained conditions).
+    dual_step: when λ_t takes its dual step ("dual" method). "after" the trajectory optimisation, on
+        KL(π‖p_new): that KL contains the controllers' own update (π was fitted to p_cur), so it stays near
+        kl_step·step_mult and λ_t keeps growing; "before" it, on KL(π‖p_cur) of the policy just trained on
+        p_cur: the imitation residual the constraint π = p is about (the order of the reference
+        implementation's BADMM variant: policy, policy fit, dual step, trajectories).
+    linearization_covariance: the covariance of the policy linearisation the controllers are optimised
+        against. "fit" (DESIGN §4): the GMM fit's conditional covariance of μ^π plus the policy's own Σ^π;
+        "policy": Σ^π alone (the policy's actual action noise; the fit residual only measures how far μ^π is
+        from linear). With "fit" the residual is added again every iteration: the controllers follow the
+        linearisation's covariance, the policy's Σ^π is fitted to the controllers' precisions, and the
+        exploration noise ratchets upwards (docs/results.md, issue 6).
+    method: how the policy guides the controllers. "dual" (the paper, Appendix A): the trust region is
+        KL(p_new ‖ p_cur) ≤ ε and the objective carries Σ_t λ_t·KL(π‖p), λ_t by dual ascent. "mirror" (the
+        mirror-descent variant of Montgomery & Levine 2016): the trust region is centred on the policy,
+        KL(p_new ‖ π_lin) ≤ ε, with no λ terms; the policy is trained with uniform weights.
+    step_rule: how the controllers' step multiplier adapts with the policy. "cost": the rule of
+        :mod:`gpsx.step_size` on the controllers' Laplace cost, from the point the step started (the previous
+        controller; with "mirror" the previous policy linearisation), as in trajectory-only mode;
+        "objective": the rule on the method's objective ("dual": Ĵ = Laplace cost + Σ_t λ_t·policy_kl_t;
+        "mirror": the actual side is the new policy linearisation, i.e. the policy after training on the
+        new controller, as in Montgomery & Levine's step rule); "fixed": no adaptation, the multiplier stays
+        at ``GPSConfig.initial_step_mult``.
     """
 
     hidden_sizes: tuple[int, ...] = (40, 40)
@@ -120,6 +149,10 @@ class GuidedConfig(_FromDict):
     lambda_rate_max: float = 100.0
     kl_target: float = 0.0
     policy_prior: PriorConfig = field(default_factory=PriorConfig)
+    dual_step: str = "after"
+    linearization_covariance: str = "fit"
+    method: str = "dual"
+    step_rule: str = "objective"
 
     def __post_init__(self):
         sizes = self.hidden_sizes
@@ -142,6 +175,15 @@ class GuidedConfig(_FromDict):
             raise ValueError(f"need lambda_rate <= lambda_rate_max, got {self.lambda_rate}, {self.lambda_rate_max}")
         _positive("kl_target", self.kl_target, allow_zero=True)
         _nested(self, "policy_prior", PriorConfig)
+        if self.dual_step not in DUAL_STEPS:
+            raise ValueError(f"dual_step must be one of {', '.join(DUAL_STEPS)}, got {self.dual_step!r}")
+        if self.linearization_covariance not in LINEARIZATION_COVARIANCES:
+            raise ValueError(f"linearization_covariance must be one of {', '.join(LINEARIZATION_COVARIANCES)}, "
+                             f"got {self.linearization_covariance!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.step_rule not in STEP_RULES:
+            raise ValueError(f"step_rule must be one of {', '.join(STEP_RULES)}, got {self.step_rule!r}")
 
 
 

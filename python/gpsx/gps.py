@@ -16,8 +16,11 @@ order of Appendix A (sample from the new p, train the policy on those samples, t
 
 - **policy**: this iteration's states join the relabelling buffer and the policy is trained on it;
 - **linearization**: the trained policy is linearised around this iteration's samples;
-- **trajopt**: as 4, with ``policy=lin, lam=λ`` and the step rule's estimates including Σ_t λ_t·policy_kl_t;
-  then λ_t takes its dual step (KL(π‖p) under the new controllers);
+- **trajopt**: as 4, with ``policy=lin, lam=λ`` (``guided.step_rule`` picks the step rule's estimates); then
+  λ_t takes its dual step (KL(π‖p) under the new controllers; with ``guided.dual_step="before"`` the dual
+  step comes before the trajectory optimisation instead, on the policy and the controller it was trained
+  on). With ``guided.method="mirror"`` the trust
+  region is centred on the policy instead, KL(p_new ‖ lin) ≤ ε, without λ terms or dual step;
 - **evaluation**: one noise-free rollout of the policy's mean on every trained and every held-out test
   condition (noise-free: deterministic, so one rollout says what the policy does; the noisy samples of the
   controllers are reported separately).
@@ -48,10 +51,10 @@ from .containers import LinearGaussianController, LinearGaussianDynamics, Quadra
 from .cost_expansion import quadratic_cost
 from .dynamics import DynamicsPrior, fit_dynamics
 from .errors import CheckpointError, NotPositiveDefiniteError
-from .guided import Guide, PolicyOutcome, adapt_step_gps, policy_outcomes
-from .lqr import optimize_trajectory
+from .guided import Guide, PolicyOutcome, adapt_step_gps, adapt_step_mirror, policy_outcomes
+from .lqr import optimize_trajectory, policy_kl
 from .sampling import Rollouts
-from .step_size import adapt_step
+from .step_size import StepUpdate, adapt_step
 
 __all__ = ["GPS", "IterationReport", "PHASES", "POLICY_PHASES"]
 
@@ -77,7 +80,9 @@ class IterationReport:
     With the policy (empty / None in trajectory-only mode): policy_cost, policy_success: total cost and
     success of one noise-free rollout of the policy's mean per trained condition (cost NaN if it diverged);
     test_conditions, test_policy_cost, test_policy_success: the same on the task's held-out test conditions;
-    policy_kl: mean over t of E_p KL(π‖p) under the new controller; lam: mean λ_t after the dual step;
+    policy_kl: mean over t of E_p KL(π‖p) under the new controller (with ``guided.dual_step="before"``: under
+    the controller the policy was trained on, the KL the dual step used); lam: mean λ_t after the dual step (empty
+    with ``guided.method="mirror"``, which has no λ);
     policy_objective, policy_initial_objective: the training objective after/before this iteration's
     L-BFGS run; policy_iterations: L-BFGS iterations it took; policy_train_samples: (sample, step) pairs
     trained on.
@@ -95,6 +100,7 @@ class IterationReport:
     eta: tuple[float, ...]
     step_mult: tuple[float, ...]
     timings: dict[str, float]
+    action_variance: tuple[float, ...] = ()
     policy_cost: tuple[float, ...] = ()
     policy_success: tuple[bool, ...] = ()
     test_conditions: tuple[int, ...] = ()
@@ -118,9 +124,10 @@ class IterationReport:
 
 @dataclass(frozen=True)
 class _Update:
-    """What produced a condition's current controller: the controller it started from, the dynamics and the
-    cost model it was optimised under (the "old" side of the step-size rule), and with the policy the
-    linearisation and λ it was optimised with."""
+    """What produced a condition's current controller: the controller it started from (with
+    ``guided.method="mirror"`` the policy linearisation), the dynamics and the cost model it was optimised under
+    (the "old" side of the step-size rule), and with the "dual" policy terms the linearisation and λ it was
+    optimised with."""
 
     start: LinearGaussianController
     dyn: LinearGaussianDynamics
@@ -272,7 +279,8 @@ class GPS:
             kl=tuple(r[0] for r in results), kl_bound=tuple(r[1] for r in results),
             updated=tuple(r[2] for r in results),
             eta=tuple(s.eta for s in self._states), step_mult=tuple(s.step_mult for s in self._states),
-            timings=timings, **extra)
+            timings=timings, action_variance=tuple(_action_variance(s.controller) for s in self._states),
+            **extra)
         self.iteration += 1
         logger.info("iteration %d: mean cost %s, KL %s, eta %s (%.2f s)", report.iteration,
                     _fmt(report.mean_cost), _fmt(report.kl), _fmt(report.eta), sum(timings.values()))
@@ -332,11 +340,18 @@ class GPS:
         with _timed(timings, "policy"):
             guide.remember(states)
             trained = guide.train([s.controller for s in self._states])
+        before = not self._mirror and guide.config.dual_step == "before"
         with _timed(timings, "linearization"):
             lins = guide.linearize(states, np.random.SeedSequence(self.entropy, spawn_key=(self.iteration,)))
+            if before:
+                kls = guide.update_duals(dyns, [s.controller for s in self._states], lins)
         with _timed(timings, "trajopt"):
             results = self._optimize_trajectories(dyns, costs, lins)
-            kls = guide.update_duals(dyns, [s.controller for s in self._states], lins)
+            ctrls = [s.controller for s in self._states]
+            if self._mirror:
+                kls = [float(policy_kl(*a).mean()) for a in zip(dyns, ctrls, lins)]
+            elif not before:
+                kls = guide.update_duals(dyns, ctrls, lins)
         with _timed(timings, "evaluation"):
             train = policy_outcomes(self.task, guide.policy, self.conditions)
             test = policy_outcomes(self.task, guide.policy, self.task.test_conditions)
@@ -344,7 +359,7 @@ class GPS:
             policy_cost=_costs(train), policy_success=_successes(train),
             test_conditions=tuple(self.task.test_conditions), test_policy_cost=_costs(test),
             test_policy_success=_successes(test), policy_kl=tuple(kls),
-            lam=tuple(float(guide.lam[c].mean()) for c in self.conditions),
+            lam=() if self._mirror else tuple(float(guide.lam[c].mean()) for c in self.conditions),
             policy_objective=trained.objective, policy_initial_objective=trained.initial_objective,
             policy_iterations=trained.iterations, policy_train_samples=trained.n_samples)
         return results
@@ -363,8 +378,9 @@ class GPS:
         out = []
         for i, (s, dyn, cost) in enumerate(zip(self._states, dyns, costs)):
             lin = None if lins is None else lins[i]
-            lam = None if lins is None else self.guide.lam[s.index].copy()
-            guided = {} if lins is None else {"policy": lin, "lam": lam}
+            lam = None if lins is None or self._mirror else self.guide.lam[s.index].copy()
+            start = lin if self._mirror else s.controller
+            guided = {} if lam is None else {"policy": lin, "lam": lam}
             if s.last is not None:
                 upd = self._adapt_step(s, dyn, cost, lin)
                 logger.debug("condition %d: predicted improvement %.4g, actual %.4g, step_mult %.4g -> %.4g",
@@ -372,27 +388,38 @@ class GPS:
                 s.step_mult = upd.step_mult
             bound = cfg.kl_step * dyn.T * s.step_mult
             try:
-                res = optimize_trajectory(dyn, cost, s.controller, bound, eta0=s.eta, **guided)
+                res = optimize_trajectory(dyn, cost, start, bound, eta0=s.eta, **guided)
             except NotPositiveDefiniteError as exc:
                 logger.warning("iteration %d, condition %d: trajectory optimisation failed, controller kept: %s",
                                self.iteration, s.index, exc)
                 s.last = None
                 out.append((0.0, bound, False))
                 continue
-            s.last = _Update(s.controller, dyn, cost, lin, lam)
+            s.last = _Update(start, dyn, cost, None if lam is None else lin, lam)
             s.controller, s.eta = res.controller, res.eta
             out.append((res.kl, bound, True))
         return out
 
     def _adapt_step(self, s: _ConditionState, dyn, cost, lin):
-        """The step rule for a condition with a previous update; in guided mode its estimates include
-        Σ_t λ_t·policy_kl_t (λ the one the current controller was optimised with)."""
+        """The step rule for a condition with a previous update; with the policy ``guided.step_rule`` picks the
+        estimates (:class:`gpsx.config.GuidedConfig`), without it the rule runs on the Laplace cost."""
         cfg = self.config
-        if lin is None:
+        rule = "cost" if lin is None else cfg.guided.step_rule
+        if rule == "fixed":
+            return StepUpdate(s.step_mult, float("nan"), float("nan"))
+        if rule == "cost":
             return adapt_step(s.step_mult, s.last.start, s.controller, s.last.dyn, s.last.cost, dyn, cost,
                               cfg.min_step_mult, cfg.max_step_mult)
+        if self._mirror:
+            return adapt_step_mirror(s.step_mult, s.last.start, s.controller, (s.last.dyn, s.last.cost),
+                                     (dyn, cost, lin), cfg.min_step_mult, cfg.max_step_mult)
         return adapt_step_gps(s.step_mult, s.last.start, s.controller, (s.last.dyn, s.last.cost, s.last.lin),
                               (dyn, cost, lin), s.last.lam, cfg.min_step_mult, cfg.max_step_mult)
+
+    @property
+    def _mirror(self) -> bool:
+        """Guided policy search with the trust region centred on the policy (``guided.method="mirror"``)."""
+        return self.guide is not None and self.config.guided.method == "mirror"
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def save(self, path: str | PathLike) -> None:
@@ -442,7 +469,7 @@ class GPS:
                 s.eta, s.step_mult = float(c["eta"]), float(c["step_mult"])
                 s.controller = part.build("controller", LinearGaussianController)
                 if c["has_last"]:
-                    guided = algo.guide is not None
+                    guided = algo.guide is not None and not algo._mirror
                     s.last = _Update(part.build("start", LinearGaussianController),
                                      part.build("dyn", LinearGaussianDynamics), part.build("cost", QuadraticCost),
                                      part.build("lin", LinearGaussianController) if guided else None,
@@ -479,6 +506,10 @@ def _costs(outcomes: list[PolicyOutcome]) -> tuple[float, ...]:
 
 def _successes(outcomes: list[PolicyOutcome]) -> tuple[bool, ...]:
     return tuple(o.success for o in outcomes)
+
+
+def _action_variance(ctrl: LinearGaussianController) -> float:
+    return float(np.trace(ctrl.cov, axis1=1, axis2=2).mean() / ctrl.dU)
 
 
 def _fmt(values) -> str:

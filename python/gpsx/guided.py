@@ -21,6 +21,13 @@ relabelling buffer. Per iteration, after sampling from the controllers and fitti
    λ_t ← max(0, λ_t + α · (KL_t − kl_target)) (DESIGN §4 "λ_t"; ``kl_target`` = 0 is the plain rule, under
    which λ_t never falls).
 
+With ``method="mirror"`` (mirror-descent GPS, Montgomery & Levine 2016) steps 1–3 are the same, but the
+controllers are optimised under KL(p ‖ π_lin) ≤ ε from the policy's linearisation (no λ terms), and step 4 is
+skipped: λ_t stays at ``initial_lambda``, so the policy is trained with uniform weights. The KL(p ‖ π)
+trust region is mode-seeking: the new controller's covariance is at most the policy's, whereas with the
+mode-covering λ_t·KL(π‖p) term of "dual" the controllers widen their covariance to cover the (one update
+stale) policy mean once λ_t/η ≳ 1 (docs/results.md, issue 6).
+
 ``kl_target`` and α: α is the dual step's size, raised only while the constraint is *violated* and not
 getting better. Below the target the constraint holds, so α is left alone there (rather than adapted on
 |mean KL − target|, which would also raise α while the KL sits below the target and make λ fall ever faster
@@ -48,7 +55,7 @@ from .policy_training import PolicyTrainResult, train_policy
 from .step_size import StepUpdate, laplace_cost, step_from_estimates
 
 __all__ = ["Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "update_lambda", "adapt_rate",
-           "adapt_step_gps"]
+           "adapt_step_gps", "adapt_step_mirror"]
 
 
 class ObservedPolicy:
@@ -117,6 +124,19 @@ def adapt_step_gps(step_mult: float, prev: LinearGaussianController, cur: Linear
                                min_mult, max_mult)
 
 
+def adapt_step_mirror(step_mult: float, start: LinearGaussianController, cur: LinearGaussianController,
+                      old: tuple[LinearGaussianDynamics, QuadraticCost],
+                      new: tuple[LinearGaussianDynamics, QuadraticCost, LinearGaussianController],
+                      min_mult: float, max_mult: float) -> StepUpdate:
+    """The step rule of ``method="mirror"``: ``cur`` was optimised from the policy linearisation ``start`` under
+    ``old`` (dynamics, cost); the actual improvement is that of the policy after training on ``cur``, i.e. of
+    its new linearisation under the new (dynamics, cost) (Montgomery & Levine 2016, their "classic" rule)."""
+    old_dyn, old_cost = old
+    new_dyn, new_cost, new_lin = new
+    return step_from_estimates(step_mult, laplace_cost(old_dyn, start, old_cost), laplace_cost(old_dyn, cur, old_cost),
+                               laplace_cost(new_dyn, new_lin, new_cost), min_mult, max_mult)
+
+
 class Guide:
     """The policy, its linearisation prior, λ_t and α per condition and the relabelling buffer (module doc)."""
 
@@ -165,12 +185,15 @@ class Guide:
     def linearize(self, states: Sequence[np.ndarray], prior_seed: np.random.SeedSequence
                   ) -> list[LinearGaussianController]:
         """Update the pooled prior with (x, μ^π) of this iteration's states, then fit each condition's
-        linearisation of the policy around its states."""
+        linearisation of the policy around its states (covariance: ``config.linearization_covariance``)."""
         means = [self._policy_means(X, c) for c, X in zip(self.conditions, states)]
         self.prior.reseed(prior_seed)
         self.prior.update(np.concatenate(states), np.concatenate(means))
         cov = self.policy.covariance()
-        return [fit_policy_linearization(X, m, cov, prior=self.prior) for X, m in zip(states, means)]
+        lins = [fit_policy_linearization(X, m, cov, prior=self.prior) for X, m in zip(states, means)]
+        if self.config.linearization_covariance == "fit":
+            return lins
+        return [LinearGaussianController(lin.K, lin.k, np.broadcast_to(cov, lin.cov.shape)) for lin in lins]
 
     def update_duals(self, dyns: Sequence[LinearGaussianDynamics], controllers: Sequence[LinearGaussianController],
                      lins: Sequence[LinearGaussianController]) -> list[float]:
