@@ -320,3 +320,7 @@ def _table(rows: list[tuple]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+if __name__ == "__main__":     # python -m gpsx.cli works like python -m gpsx
+    raise SystemExit(main())
