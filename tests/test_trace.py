@@ -44,3 +44,14 @@ def test_plot_draws_the_rollouts_of_a_run(tmp_path):
     (run / "trajectories.png").unlink()
     assert main(["plot", str(run), "--rollouts", "0"]) == 0
     assert not (run / "trajectories.png").exists()
+
+
+def test_peg2d_trace_is_the_tip_in_the_arm_plane():
+    # the scripted insertion succeeds; the traced tip must end within the success radius of the traced goal
+    task = gpsx.tasks.make("peg2d")
+    X, _ = task.rollout(task.scripted_policy(1), 1, n=1, noise=False)
+    trace = task.trace(X, 1)
+    assert task.success(X, 1)[0]
+    np.testing.assert_array_equal(trace.goal, task.condition(1).target[[0, 2]])
+    assert np.linalg.norm(trace.points[0, -1] - trace.goal) < 0.01
+    assert (trace.xlabel, trace.ylabel) == ("x [m]", "z [m]")

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from ..costs import ActionPenalty, PointTarget, SitePoint
-from .base import Condition, ConditionLike, Task, actuated_dofs
+from .base import Condition, ConditionLike, Task, Trace, actuated_dofs
 
 SUCCESS_RADIUS = 0.01  # m
 ACTION_WEIGHT = 1e-6
@@ -98,6 +98,8 @@ class PegTask(Task):
     #: PD gains of the scripted insertion (per actuator) and of the initial controller
     script_kp: np.ndarray
     script_kd: np.ndarray
+    #: the world axes of the tip's path in :meth:`trace` (peg2d: the arm's x–z plane; peg3d: from above)
+    trace_axes: tuple[int, int] = (0, 2)
 
     def _configure_model(self, condition: Condition) -> mujoco.MjModel:
         model = copy.copy(self.model)
@@ -113,6 +115,13 @@ class PegTask(Task):
         X = self._check_X(X)
         tip = SitePoint(self.model_for(condition), "tip")
         return tip.positions(np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))).reshape(*X.shape[:2], 3)
+
+    def trace(self, X: np.ndarray, condition: ConditionLike = 0) -> Trace:
+        """The peg tip's path and the slot bottom, on ``trace_axes``."""
+        c = self.condition(condition)
+        axes = list(self.trace_axes)
+        names = ("x [m]", "y [m]", "z [m]")
+        return Trace(self.tip_positions(X, c)[..., axes], names[axes[0]], names[axes[1]], c.target[axes])
 
     def success(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
         """Tip within 1 cm of the slot bottom at the last step."""

@@ -32,6 +32,7 @@ INIT_VARIANCE = np.array([1.0, 1.0, 1.0, 1.0, 0.1, 0.1])
 
 class Peg3D(PegTask):
     name = "peg3d"
+    trace_axes = (0, 1)
     script_kp = np.array([150.0, 150.0, 150.0, 100.0, 20.0, 20.0])
     script_kd = script_kp / 10.0
 
