@@ -290,13 +290,56 @@ def test_swimmer_moves_forward_under_an_open_loop_gait():
     assert not task.success(X, 0).any()
 
 
-def test_walker_stands_for_the_whole_horizon_under_its_initial_controller():
-    task = task_of("walker")
+def test_swimmer_initial_controller_is_a_standing_wave_that_does_not_swim():
+    from gpsx.tasks.swimmer import WAVE_HZ, WAVE_TORQUE, standing_wave
+
+    task = task_of("swimmer")
     ctrl = task.initial_controller(0)
+    wave = standing_wave(task.T, task.dt)
+    assert wave.shape == (task.T, 2) and np.allclose(ctrl.k, wave)  # the PD's reference is the straight body
+    assert np.allclose(wave[:, 1], -wave[:, 0]) and np.isclose(np.abs(wave).max(), WAVE_TORQUE, rtol=1e-3)
+    for c in task.train_conditions + task.test_conditions:
+        X, _ = task.rollout(ctrl, c, n=1, noise=False)
+        assert abs(task.forward_distance(X)[0]) < 0.05, c  # antiphase: no net thrust ...
+        assert (np.abs(X[0, task.T // 2:, 3:5]).max(axis=0) > 0.1).all(), c  # ... although the body bends
+
+    class Travelling:  # the PD and the same wave, joint 2 lagging by π/2 instead of π: it swims, phase is the lever
+        def act(self, x, t, noise):
+            phase = 2 * np.pi * WAVE_HZ * t * task.dt
+            return x @ ctrl.K[t].T + WAVE_TORQUE * np.array([np.sin(phase), np.sin(phase - np.pi / 2)])
+
+    X, _ = task.rollout(Travelling(), 0, n=1, noise=False)
+    assert task.forward_distance(X)[0] > 0.3
+
+
+def test_walker_steps_in_place_and_stays_upright_under_its_initial_controller():
+    import mujoco
+
+    from gpsx.tasks.walker import STEP_ANGLE, stepping_offsets
+
+    task = task_of("walker")
+    offsets = stepping_offsets(task.T, task.dt)
+    assert offsets.shape == (task.T, 6)
+    right, left = offsets[:, 1], offsets[:, 4]  # knee flexion
+    assert not ((right > 0) & (left > 0)).any() and (right > 0).any() and (left > 0).any()  # legs take turns
+    assert np.isclose(right.max(), 2 * STEP_ANGLE, rtol=1e-3)
+    assert np.allclose(offsets[:, :3].sum(axis=1), 0) and np.allclose(offsets[:, 3:].sum(axis=1), 0)  # foot level
+    ctrl = task.initial_controller(0)
+    model, data = task.model, mujoco.MjData(task.model)
+    feet = [model.geom(name).id for name in ("foot_r", "foot_l")]
     for c in task.train_conditions + task.test_conditions:
         X, _ = task.rollout(ctrl, c, n=3, seed=c)
         assert task.upright(X).all(), c
         assert np.abs(X[:, :, 1] - X[:, :1, 1]).max() < 0.1  # the torso stays at standing height
+        assert (task.forward_distance(X) < 0.6).all(), c  # it drifts, but it does not walk
+        lift = np.zeros((task.T, 2))
+        for t in range(task.T):
+            data.qpos[:] = X[0, t, : task.nq]
+            mujoco.mj_kinematics(model, data)
+            lift[t] = [data.geom_xpos[f][2] for f in feet]
+        lift -= lift[0]
+        assert (lift.max(axis=0) > 0.015).all(), c  # both feet leave the floor ...
+        assert not ((lift[:, 0] > 0.01) & (lift[:, 1] > 0.01)).any(), c  # ... never together
     limp = LinearGaussianController.from_gains(task.T, task.dX, task.dU, variance=1.0)
     X, _ = task.rollout(limp, 0, n=2)
     assert not task.upright(X).any()  # without torques it falls, so the check can fail
