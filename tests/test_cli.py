@@ -61,6 +61,19 @@ def test_train_writes_a_complete_run_folder(finished_run):
     assert algo.iteration == 3 and algo.conditions == (0, 2) and algo.task.T == 25
 
 
+def test_a_new_run_checkpoints_its_initial_controllers(tiny_config, tmp_path, capsys):
+    out = tmp_path / "fresh"
+    assert train(out, tiny_config, "--iterations", "0") == 0
+    run = RunDir(out)
+    assert [p.name for p in run.checkpoints()] == ["iter_0000.npz"]
+    algo = run.load()
+    assert algo.iteration == 0
+    for c in algo.conditions:
+        np.testing.assert_array_equal(algo.controllers[c].K, algo.task.initial_controller(c).K)
+    assert main(["eval", str(out), "--samples", "2"]) == 0          # the initial controllers can be evaluated
+    assert "after 0 iterations" in capsys.readouterr().out
+
+
 def test_resume_continues_to_the_same_state(finished_run, tiny_config, tmp_path):
     out = tmp_path / "interrupted"
     assert train(out, tiny_config, "--iterations", "2", "--seed", "5") == 0

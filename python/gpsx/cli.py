@@ -180,7 +180,9 @@ def _started(args: argparse.Namespace):
     out = args.out or Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = RunDir.create(out, {"task": task.name, "horizon": task.T, "seed": seed, "policy": config.policy,
                               "config": config.to_dict()})
-    return run, GPS(task, config, seed=seed)
+    algo = GPS(task, config, seed=seed)
+    run.checkpoint(algo)
+    return run, algo
 
 
 def _resumed(args: argparse.Namespace, run):

@@ -75,6 +75,11 @@ class RunDir:
         """Append the report to metrics.jsonl, checkpoint ``algo``, then prune old checkpoints."""
         with open(self.path / self.METRICS, "a") as f:
             f.write(json.dumps(report.to_dict()) + "\n")
+        return self.checkpoint(algo)
+
+    def checkpoint(self, algo: GPS) -> Path:
+        """Save ``algo`` as ``iter_<completed iterations>.npz`` (``iter_0000``: the initial controllers, so a
+        run can be evaluated or resumed before its first iteration ends) and prune old checkpoints."""
         path = self.path / self.CHECKPOINTS / f"iter_{algo.iteration:04d}.npz"
         algo.save(path)
         for old in self.checkpoints()[:-KEEP_CHECKPOINTS]:
