@@ -44,7 +44,12 @@ def assert_same(a, b):
     assert a["status"] == b["status"]
     for key in ("sigma", "gain", "bias", "cov", "pivots"):
         np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-9 * max(1.0, np.abs(b[key]).max()), err_msg=key)
-    np.testing.assert_array_equal(a["cov_ok"], b["cov_ok"])
+    # whether a covariance factors is decided by round-off when it is singular (fewer samples than outputs):
+    # the flags must agree wherever the smallest eigenvalue is clearly away from zero
+    for t, cov in enumerate(b["cov"]):
+        w = np.linalg.eigvalsh(cov)
+        if abs(w[0]) > 1e-8 * max(np.abs(w).max(), 1e-300):
+            assert a["cov_ok"][t] == b["cov_ok"][t] == (w[0] > 0), (t, w[0])
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))
