@@ -123,6 +123,31 @@ def test_guide_uses_the_kl_target(peg2d):
     assert np.array_equal(params[0], params[1]) and np.isfinite(reports[1].policy_cost).all()
 
 
+def test_dual_kl_max_clips_the_kl_the_dual_step_sees(peg2d, monkeypatch):
+    """A blown-up KL at some steps (marginals diverging under the fitted dynamics) moves λ_t there by at most
+    α·(dual_kl_max − kl_target); without the clip λ_t follows the KL."""
+    from gpsx import guided as guided_module
+
+    kl = np.full(T_SHORT, 0.5)
+    kl[[3, 17]] = 1e30
+    monkeypatch.setattr(guided_module, "policy_kl", lambda dyn, ctrl, lin: kl.copy())
+    for clip, want in ((2.0, np.minimum(kl, 2.0)), (None, kl)):
+        guide = guided_module.Guide(peg2d, (0,), GuidedConfig(dual_kl_max=clip, kl_target=0.1), seed=0)
+        lam0, rate = guide.lam[0].copy(), guide.rate[0]
+        guide.update_duals([None], [None], [None])
+        np.testing.assert_allclose(guide.lam[0], np.maximum(0.0, lam0 + rate * (want - 0.1)))
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="dual_kl_max"):
+            GuidedConfig(dual_kl_max=bad)
+        with pytest.raises(ValueError, match="policy_std"):
+            GuidedConfig(policy_std=bad)
+
+
+def test_policy_std_fixes_the_policy_covariance_in_training(peg2d):
+    algo, _ = run(peg2d, small_config(policy_std=3.0), 2)
+    np.testing.assert_allclose(algo.policy.covariance(), 9.0 * np.eye(peg2d.dU))
+
+
 def test_guided_config_is_typed():
     c = GPSConfig()
     assert c.policy is True and c.guided == GuidedConfig()

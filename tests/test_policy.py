@@ -135,6 +135,19 @@ def test_closed_form_covariance_is_the_minimiser():
     assert np.allclose(np.exp(2 * pol.log_std), lam.sum() / D, rtol=1e-13)
 
 
+def test_fixed_std_sets_sigma_and_leaves_the_mean_fit_unchanged():
+    """The covariance and mean parts of L share no parameter, so fixing σ changes σ only."""
+    rng = np.random.default_rng(8)
+    obs, target, prec, lam = small_problem(rng, N=4, T=6, dU=3)
+    fitted, fixed = (GaussianMLPPolicy(3, 3, hidden_sizes=(8,), seed=2) for _ in range(2))
+    train_policy(fitted, obs, target, prec, lam, max_iterations=20)
+    train_policy(fixed, obs, target, prec, lam, max_iterations=20, fixed_std=0.7)
+    np.testing.assert_array_equal(fixed.log_std, np.log(np.full(3, 0.7)))
+    assert not np.allclose(fitted.log_std, fixed.log_std)
+    n = fixed.n_params - 3
+    np.testing.assert_allclose(fixed.get_params()[:n], fitted.get_params()[:n], rtol=1e-12, atol=1e-14)
+
+
 def test_zero_weight_steps_do_not_influence_fit():
     rng = np.random.default_rng(8)
     K, k, states = linear_problem(rng)

@@ -113,6 +113,13 @@ class GuidedConfig(_FromDict):
         policy already matches the controller (KL_t < kl_target), so the policy term cannot only grow.
         0 (the default) is the plain dual ascent λ_t ← max(0, λ_t + α·KL_t), under which λ never falls.
     policy_prior: the GMM prior of the policy linearisation (one, pooled over the trained conditions).
+    policy_std: the policy's action standard deviation, fixed (the same on every action dimension), instead of
+        the seed's closed-form fit σ² = W/D to the controllers' precisions. With the fit, Σ^π follows the
+        controllers' covariance and the λ_t·KL(π‖p) term keeps C_t ⪆ Σ^π + the mean mismatch, so the
+        exploration noise can only grow (docs/results.md, issue 6). None (the default): the seed's fit.
+    dual_kl_max: clip each step's KL(π‖p) at this many nats before the dual step on λ_t (a guard: where the
+        forward marginals blow up under the fitted dynamics the KL reaches 1e30 and λ_t would follow).
+        None (the default): no clip.
     dual_step: when λ_t takes its dual step ("dual" method). "after" the trajectory optimisation, on
         KL(π‖p_new): that KL contains the controllers' own update (π was fitted to p_cur), so it stays near
         kl_step·step_mult and λ_t keeps growing; "before" it, on KL(π‖p_cur) of the policy just trained on
@@ -148,6 +155,8 @@ class GuidedConfig(_FromDict):
     lambda_rate_increase: float = 2.0
     lambda_rate_max: float = 100.0
     kl_target: float = 0.0
+    policy_std: float | None = None
+    dual_kl_max: float | None = None
     policy_prior: PriorConfig = field(default_factory=PriorConfig)
     dual_step: str = "after"
     linearization_covariance: str = "fit"
@@ -175,6 +184,9 @@ class GuidedConfig(_FromDict):
             raise ValueError(f"need lambda_rate <= lambda_rate_max, got {self.lambda_rate}, {self.lambda_rate_max}")
         _positive("kl_target", self.kl_target, allow_zero=True)
         _nested(self, "policy_prior", PriorConfig)
+        for name in ("policy_std", "dual_kl_max"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
         if self.dual_step not in DUAL_STEPS:
             raise ValueError(f"dual_step must be one of {', '.join(DUAL_STEPS)}, got {self.dual_step!r}")
         if self.linearization_covariance not in LINEARIZATION_COVARIANCES:

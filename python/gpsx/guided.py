@@ -176,7 +176,7 @@ class Guide:
             weights.append(np.broadcast_to(self.lam[c], (len(X), self.task.T)))
         return train_policy(self.policy, np.concatenate(obs), np.concatenate(target), np.concatenate(precision),
                             np.concatenate(weights), max_iterations=self.config.train_iterations,
-                            weight_decay=self.config.weight_decay)
+                            weight_decay=self.config.weight_decay, fixed_std=self.config.policy_std)
 
     def _policy_means(self, X: np.ndarray, condition: int) -> np.ndarray:
         obs = self.task.observe(X, condition)
@@ -201,6 +201,8 @@ class Guide:
         cfg, means = self.config, []
         for c, dyn, ctrl, lin in zip(self.conditions, dyns, controllers, lins):
             kl = policy_kl(dyn, ctrl, lin)
+            if cfg.dual_kl_max is not None:
+                kl = np.minimum(kl, cfg.dual_kl_max)
             mean = float(kl.mean())
             self.rate[c] = adapt_rate(self.rate[c], mean, self.last_kl[c], cfg.lambda_rate_increase,
                                       cfg.lambda_rate_max, cfg.kl_target)

@@ -180,7 +180,7 @@ def _robust_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, weights, *,
                  max_iterations: int = 200, seed: int | None = None, weight_decay: float = 0.0,
-                 ftol: float = 1e-12, gtol: float = 1e-8) -> PolicyTrainResult:
+                 ftol: float = 1e-12, gtol: float = 1e-8, fixed_std: float | None = None) -> PolicyTrainResult:
     """Fit ``policy`` (in place) to minimise the seed's objective L(θ) (module doc).
 
     obs (N, T, dO); target_mean (N, T, dU) = K_t x_ti + k_t of the new controllers (also for earlier
@@ -189,7 +189,8 @@ def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, 
 
     ``seed=None`` warm-starts from the current weights (the normalisation is updated to the new data and the
     first/last layers rescaled so μ^π is unchanged); an int redraws the weights from that seed (cold start).
-    The first call on a fresh policy uses its constructor's seeded weights. log σ is set to its closed form;
+    The first call on a fresh policy uses its constructor's seeded weights. log σ is set to its closed form
+    (or to log ``fixed_std`` on every action dimension, when given: the mean's fit does not depend on it);
     L-BFGS-B runs at most ``max_iterations`` iterations with tolerances ``ftol``/``gtol`` on F/S.
     """
     start = time.perf_counter()
@@ -200,7 +201,7 @@ def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, 
         policy.initialize(seed)
     (om, osd), (am, asd) = _robust_std(batch.obs), _robust_std(batch.target)
     policy.set_normalization(om, osd, am, asd, preserve_function=policy.fitted)
-    policy.log_std[...] = 0.5 * np.log(batch.W / batch.D)
+    policy.log_std[...] = 0.5 * np.log(batch.W / batch.D) if fixed_std is None else np.log(fixed_std)
     obs_n = policy.normalize_obs(batch.obs)
     theta = policy.get_params()
     free = slice(0, policy.n_params - policy.dU)  # everything but log σ
