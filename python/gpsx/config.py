@@ -187,16 +187,10 @@ class GuidedConfig(_FromDict):
         for name in ("policy_std", "dual_kl_max"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
-        if self.dual_step not in DUAL_STEPS:
-            raise ValueError(f"dual_step must be one of {', '.join(DUAL_STEPS)}, got {self.dual_step!r}")
-        if self.linearization_covariance not in LINEARIZATION_COVARIANCES:
-            raise ValueError(f"linearization_covariance must be one of {', '.join(LINEARIZATION_COVARIANCES)}, "
-                             f"got {self.linearization_covariance!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.step_rule not in STEP_RULES:
-            raise ValueError(f"step_rule must be one of {', '.join(STEP_RULES)}, got {self.step_rule!r}")
-
+        for name, choices in (("dual_step", DUAL_STEPS), ("linearization_covariance", LINEARIZATION_COVARIANCES),
+                              ("method", METHODS), ("step_rule", STEP_RULES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
