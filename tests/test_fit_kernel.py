@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from dispatch import PATHS, on_path
 from gpsx import reference
 
-PATHS = {"c": 10**12, "blas": 0, "default": None}
 
 
 def fit_inputs(T, R, n_in, n_out, seed, prior=False, collinear_from=None):
@@ -36,8 +36,7 @@ def run(kern, ws, inp):
 
 
 def compiled_ws(compiled, n_in, n_out, path):
-    blas_min = PATHS[path]
-    return compiled.FitWorkspace(n_in, n_out) if blas_min is None else compiled.FitWorkspace(n_in, n_out, blas_min)
+    return on_path(compiled.FitWorkspace, n_in, n_out, path=path)
 
 
 def assert_same(a, b):

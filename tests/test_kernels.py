@@ -6,14 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dispatch import PATHS, on_path
 from gpsx import reference
 from gpsx.synthetic import random_problem
 
 RTOL = 1e-9
 ARRAYS = ("P", "p", "K", "k", "C", "mean", "cov", "kl", "expected_cost", "Fr", "fr", "Cr", "cr")
 GPS_ARRAYS = ("Kg", "kg", "Cg")
-# blas_min = 0: every operation through BLAS/LAPACK; huge: every operation in the C loops of src/dense.h
-PATHS = {"blas": 0, "c": 10**15, "default": None}
 
 
 def assert_twins(a, b, names):
@@ -24,8 +23,7 @@ def assert_twins(a, b, names):
 
 
 def workspace(compiled, T, dX, dU, path):
-    bm = PATHS[path]
-    return compiled.Workspace(T, dX, dU) if bm is None else compiled.Workspace(T, dX, dU, blas_min=bm)
+    return on_path(compiled.Workspace, T, dX, dU, path=path)
 
 
 @pytest.mark.parametrize("dU", [1, 3, 8])

@@ -282,6 +282,7 @@ def _plot(args: argparse.Namespace) -> int:
 def _plot_rollouts(run, noisy: int, title: str) -> Path:
     """The final controllers on their training conditions (a --no-policy run), or the policy on the trained
     and held-out conditions: one noise-free rollout and ``noisy`` with noise each, in the task's picture."""
+    from .evaluation import clean_and_noisy
     from .guided import ObservedPolicy
     from .plotting import trajectories
 
@@ -296,10 +297,8 @@ def _plot_rollouts(run, noisy: int, title: str) -> Path:
         what = "policy"
     panels = []
     for label, c, actor in actors:
-        X = task.sample(actor, c, 1, seed=0, noise=False).check().X
-        if noisy:
-            r = task.sample(actor, c, noisy, seed=0, noise=True)
-            X = np.concatenate([X, r.X[r.valid]])        # a diverged noisy rollout is left out
+        clean, r = clean_and_noisy(task, actor, c, noisy)
+        X = np.concatenate([clean.X, r.X[r.valid]])          # a diverged noisy rollout is left out
         panels.append((label, task.trace(X, c), task.success(X, c)))
     return trajectories(panels, run.path / "trajectories.png", f"{title}\n{what} after {algo.iteration} iterations")
 

@@ -14,8 +14,9 @@ from .containers import LinearGaussianController
 from .costs import PointTarget
 from .guided import ObservedPolicy
 from .policy import GaussianMLPPolicy
+from .sampling import Rollouts
 
-__all__ = ["outcome", "ConditionResult", "evaluate_controller", "evaluate_policy"]
+__all__ = ["outcome", "ConditionResult", "clean_and_noisy", "evaluate_controller", "evaluate_policy"]
 
 
 def outcome(task, X: np.ndarray, condition: int) -> tuple[str, np.ndarray]:
@@ -44,13 +45,20 @@ class ConditionResult:
     noisy_diverged: int
 
 
+def clean_and_noisy(task, controller: LinearGaussianController | ObservedPolicy, condition: int, samples: int,
+                    seed: int = 0) -> tuple[Rollouts, Rollouts]:
+    """One noise-free rollout of ``controller`` (or any sampler policy) on ``condition`` (``RolloutDivergedError``
+    if it diverges) and ``samples`` with its noise (diverged ones are flagged in ``.valid``)."""
+    clean = task.sample(controller, condition, 1, seed=seed, noise=False).check()
+    return clean, task.sample(controller, condition, samples, seed=seed, noise=True)
+
+
 def evaluate_controller(task, controller: LinearGaussianController | ObservedPolicy, condition: int,
                         samples: int = 10, seed: int = 0) -> ConditionResult:
     """Run ``controller`` (or any sampler policy) on ``condition`` once without noise and ``samples`` times
     with its noise."""
-    clean = task.sample(controller, condition, 1, seed=seed, noise=False).check()
+    clean, noisy = clean_and_noisy(task, controller, condition, samples, seed)
     label, measure = outcome(task, clean.X, condition)
-    noisy = task.sample(controller, condition, samples, seed=seed, noise=True)
     ok = noisy.valid
     noisy_success = float(task.success(noisy.X[ok], condition).sum()) / samples if ok.any() else 0.0
     noisy_measure = float(outcome(task, noisy.X[ok], condition)[1].mean()) if ok.any() else float("nan")
