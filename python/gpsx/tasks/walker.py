@@ -15,36 +15,78 @@ Conditions (initial states, standing with feet on the floor): train: still, lean
 forward at 0.3 m/s, leaning back 0.05 rad; test: leaning 0.025 rad, moving at 0.15 m/s, leaning −0.025 rad
 with 0.15 m/s.
 
-Initial controller: stepping in place. A PD with gravity compensation (computed at the straight standing pose),
-kp = 150 N·m/rad on every joint, kd = 10 (hips, knees) and 5 (ankles) N·m·s/rad, tracks the standing pose plus
-the open-loop offsets of :func:`stepping_offsets`: at ``STEP_HZ`` = 1 Hz the legs take turns lifting the foot
-(hip −s, knee +2s, ankle −s with s = ``STEP_ANGLE`` · max(0, ±sin 2πft), ``STEP_ANGLE`` = 0.25 rad), which
-keeps the lifted foot level under the hip and raises it by about 2.5 cm. Exploration noise variance 10 (N·m)²
-per actuator, white in time.
-Why: the PD holding the standing pose alone stays upright, but its samples barely move, and the controllers
-learned from them moved 8–15 cm in 15 iterations. Stepping in place gives the local models a moving
-trajectory with foot contacts to linearise around, whose step timing and placement the optimisation can
-shift. The feet are not fore–aft symmetric (0.16 m of foot in front of the ankle, 0.06 m behind), so stepping
-in place itself drifts forward by 0.2–0.4 m over the horizon. It stays upright from every condition under the
-exploration noise.
+Initial controller: a walking gait, the feedback law of a SIMBICON-style state machine (Yin, Loken & van de
+Panne 2007) linearised along its own rollout. The machine (:class:`Gait`, :func:`gait_torques`) alternates
+stance legs, starting with the right; a step ends when the swing foot touches the floor after ``min_step`` or
+at ``max_step``. During a step:
+- the torso is held at a forward lean by a PD on its pitch whose torque the stance hip supplies (minus the
+  swing hip's torque, so the torso gets exactly the PD's);
+- the swing thigh is driven to an angle forward of vertical that grows with how far the torso centre is
+  ahead of the stance ankle (the balance feedback of foot placement);
+- the swing knee flexes for ``lift`` s, then extends part-way; the stance knee is held straight;
+- the swing foot is kept at a fixed angle to the floor, the stance ankle at a fixed joint angle.
+:meth:`Walker.initial_controller` rolls the machine out once, noise-free, from the condition's initial state,
+records which leg was in stance and whether the swing knee was flexing at each step, and linearises the
+feedback law at each step of that rollout (central differences) into u = K_t x + k_t, so that the linear
+controller's noise-free rollout is the machine's. Exploration noise
+variance ``INIT_VARIANCE`` = 10 (N·m)² per actuator, white in time.
+From every condition the gait walks about 6 m in 5 s (a step of ≈ 0.45 m every ≈ 0.4 s, 1.1–1.7 m/s, torso
+centre 1.10–1.16 m), and the linear controller does so under its exploration noise too. The gains were found
+by a short random search on the cost of the linear controllers' noisy rollouts on the training conditions
+(falls penalised), then rounded.
+Why: from a gait that does not walk (a PD holding the standing pose; the same PD stepping in place) the
+learned controllers moved forward 0.8–1.4 m by lunging, and condition 2 learned to fall forward: under the
+cost ½(v_x − 2.1)² + ½(p_z − 1.1)² falling forward is cheaper per step than standing still, and the local
+models saw no walking to improve on.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from ..containers import LinearGaussianController
 from ..costs import ActionPenalty, StateTarget
-from .base import Condition, ConditionLike, Task, Trace, hold_pose_controller, load_model
+from .base import Condition, ConditionLike, Task, Trace, load_model
 
 TARGET_VX, TARGET_Z, ACTION_WEIGHT = 2.1, 1.1, 1e-4
 SUCCESS_DISTANCE, MIN_HEIGHT, MAX_PITCH = 2.0, 0.8, 1.0
 X, Z, PITCH = 0, 1, 2
+NQ = 9  # qpos entries; the state is [qpos, qvel]
 INIT_VARIANCE = 10.0
-STEP_ANGLE, STEP_HZ = 0.25, 1.0  # the initial controller's stepping in place (rad, Hz)
+# lengths of assets/walker.xml (m): torso centre to hips, thigh, shin; foot behind and in front of the ankle, radius
+HIP_DROP, THIGH, SHIN = 0.2, 0.45, 0.45
+FOOT_BACK, FOOT_FRONT, FOOT_RADIUS = 0.06, 0.16, 0.05
+TOUCHDOWN = 0.003  # m: a swing foot this close to the floor has landed
 # (pitch, forward velocity) of the initial states
 TRAIN = ((0.0, 0.0), (0.05, 0.0), (0.0, 0.3), (-0.05, 0.0))
 TEST = ((0.025, 0.0), (0.0, 0.15), (-0.025, 0.15))
+
+
+@dataclass(frozen=True)
+class Gait:
+    """Settings of the initial controller's walking state machine (module docstring): angles in rad (the swing
+    thigh's from the vertical, the swing foot's from the floor), times in s, gains in N·m/rad and N·m·s/rad."""
+
+    min_step: float = 0.18  # a step ends when the swing foot lands after min_step, or at max_step
+    max_step: float = 0.55
+    lift: float = 0.17  # the swing knee flexes this long, then extends
+    torso: float = 0.10  # torso pitch target (forward lean)
+    kp_torso: float = 480.0
+    kd_torso: float = 13.0
+    swing_hip: float = 0.29  # swing thigh forward of vertical, plus placement · (torso ahead of stance ankle, m)
+    placement: float = 1.0
+    kp_hip: float = 320.0
+    kd_hip: float = 13.0
+    swing_knee: float = 0.95  # swing knee flexion while lifting, then swing_knee_late
+    swing_knee_late: float = 0.30
+    kp_knee: float = 100.0  # towards those; the stance knee towards straight (0)
+    kd_knee: float = 17.0
+    swing_foot: float = 0.06  # swing foot angle to the floor, toes down
+    stance_ankle: float = -0.24  # stance ankle joint angle (negative: shin leaning forward over a flat foot)
+    kp_ankle: float = 120.0
+    kd_ankle: float = 3.5
 
 
 def standing_height(model: mujoco.MjModel) -> float:
@@ -57,10 +99,6 @@ def standing_height(model: mujoco.MjModel) -> float:
 
 class Walker(Task):
     name = "walker"
-    # standing PD (hip, knee, ankle per leg). The ankles carry the balance: their stiffness must exceed the
-    # toppling stiffness m·g·h ≈ 23 kg · 9.81 · 0.75 m / 2 ≈ 85 N·m/rad per ankle, and kd·dt stays ≪ inertia.
-    kp = np.array([150.0, 150.0, 150.0, 150.0, 150.0, 150.0])
-    kd = np.array([10.0, 10.0, 5.0, 10.0, 10.0, 5.0])
 
     def __init__(self):
         model = load_model("walker.xml")
@@ -96,26 +134,98 @@ class Walker(Task):
         return (self.forward_distance(X_) >= SUCCESS_DISTANCE) & self.upright(X_)
 
     def initial_controller(self, condition: ConditionLike = 0) -> LinearGaussianController:
-        """Stepping in place (module docstring): the standing PD with its reference moved by
-        :func:`stepping_offsets`; the same for every condition."""
-        self.condition(condition)  # validates the index
-        x_stand = np.zeros(self.dX)
-        x_stand[Z] = standing_height(self.model)
-        pd = hold_pose_controller(self.model, self.T, x_stand, self.kp, self.kd, INIT_VARIANCE)
-        # u = kp (q_ref + Δq_t − q) − kd q̇ + u_g: the offsets enter the open-loop term only (gear 1)
-        return LinearGaussianController(pd.K, pd.k + self.kp * stepping_offsets(self.T, self.dt), pd.cov)
+        """The walking gait of :class:`Gait` from this condition's initial state, linearised along its rollout
+        (module docstring)."""
+        machine = GaitMachine(Gait(), self.dt)
+        X_, _ = self.rollout(machine, condition, n=1, noise=False)
+        K, k = linearize_gait(machine.gait, X_[0], *machine.schedule())
+        cov = np.broadcast_to(INIT_VARIANCE * np.eye(self.dU), (self.T, self.dU, self.dU))
+        return LinearGaussianController(K, k, cov)
 
 
-def stepping_offsets(T: int, dt: float) -> np.ndarray:
-    """(T, 6) joint-angle offsets (hip, knee, ankle of the right leg, then the left) for stepping in place.
+def leg_geometry(X_: np.ndarray, leg: int) -> tuple[np.ndarray, np.ndarray]:
+    """For states X_ (..., dX) and a leg (0 right, 1 left): how far the torso centre is ahead of the leg's ankle,
+    and the height of the lowest point of its foot above the floor (m; planar kinematics of the asset)."""
+    q = X_[..., :NQ]
+    hip = 3 + 3 * leg
+    pitch = q[..., PITCH]
+    thigh = pitch + q[..., hip]  # link angles from the vertical, positive with the foot behind
+    shin = thigh + q[..., hip + 1]
+    foot = shin + q[..., hip + 2]  # from the floor, toes down
+    ahead = HIP_DROP * np.sin(pitch) + THIGH * np.sin(thigh) + SHIN * np.sin(shin)
+    ankle = q[..., Z] - HIP_DROP * np.cos(pitch) - THIGH * np.cos(thigh) - SHIN * np.cos(shin)
+    lowest = ankle - np.maximum(-FOOT_BACK * np.sin(foot), FOOT_FRONT * np.sin(foot)) - FOOT_RADIUS
+    return ahead, lowest
 
-    The right leg lifts while sin(2π ``STEP_HZ`` t) > 0, the left while it is < 0, each by s = ``STEP_ANGLE`` ·
-    |sin|: hip −s (thigh forward), knee +2s (flexed), ankle −s (foot level).
+
+def gait_torques(gait: Gait, X_: np.ndarray, stance: np.ndarray, lifting: np.ndarray) -> np.ndarray:
+    """(n, 6) torques of the state machine at states X_ (n, dX), with ``stance`` (n,) the stance leg (0 right,
+    1 left) and ``lifting`` (n,) whether the swing knee is in its flexing phase (module docstring)."""
+    pitch, pitch_rate = X_[:, PITCH], X_[:, NQ + PITCH]
+    st, sw = _leg_columns(stance), _leg_columns(1 - stance)  # (n, 3) action columns: hip, knee, ankle
+    rows = np.arange(len(X_))[:, None]
+    q, v = X_[:, 3:NQ], X_[:, NQ + 3:]  # joint angles and rates, in action order
+    qs, vs, qw, vw = q[rows, st], v[rows, st], q[rows, sw], v[rows, sw]
+    ahead = np.where(stance == 0, leg_geometry(X_, 0)[0], leg_geometry(X_, 1)[0])
+    torso = gait.kp_torso * (gait.torso - pitch) - gait.kd_torso * pitch_rate  # wanted torque on the torso
+    thigh = -(gait.swing_hip + gait.placement * ahead) - pitch  # the swing hip's target
+    swing_hip = gait.kp_hip * (thigh - qw[:, 0]) - gait.kd_hip * (vw[:, 0] + pitch_rate)
+    knee = np.where(lifting, gait.swing_knee, gait.swing_knee_late)
+    foot, foot_rate = pitch + qw.sum(axis=1), pitch_rate + vw.sum(axis=1)
+    u = np.empty((len(X_), 6))
+    u[rows, sw] = np.stack([swing_hip,
+                            gait.kp_knee * (knee - qw[:, 1]) - gait.kd_knee * vw[:, 1],
+                            gait.kp_ankle * (gait.swing_foot - foot) - gait.kd_ankle * foot_rate], axis=1)
+    u[rows, st] = np.stack([-torso - swing_hip,  # the hips' reactions on the torso sum to the PD's torque
+                            -gait.kp_knee * qs[:, 1] - gait.kd_knee * vs[:, 1],
+                            gait.kp_ankle * (gait.stance_ankle - qs[:, 2]) - gait.kd_ankle * vs[:, 2]], axis=1)
+    return u
+
+
+def _leg_columns(leg: np.ndarray) -> np.ndarray:
+    """(n, 3) action columns (hip, knee, ankle) of the legs ``leg`` (n,), 0 right, 1 left."""
+    return 3 * leg[:, None] + np.arange(3)
+
+
+class GaitMachine:
+    """The state machine as a :class:`~gpsx.sampling.Policy` (noise ignored), recording its phases.
+
+    A step ends when the swing foot lands (lowest point within ``TOUCHDOWN`` of the floor) after
+    ``gait.min_step``, or at ``gait.max_step``; the right leg is in stance first.
     """
-    wave = np.sin(2 * np.pi * STEP_HZ * dt * np.arange(T))
-    offsets = np.zeros((T, 6))
-    for leg, lift in enumerate((np.maximum(wave, 0.0), np.maximum(-wave, 0.0))):
-        s = STEP_ANGLE * lift
-        offsets[:, 3 * leg: 3 * leg + 3] = np.stack([-s, 2 * s, -s], axis=1)
-    return offsets
 
+    def __init__(self, gait: Gait, dt: float):
+        self.gait, self.dt = gait, dt
+        self._stance: list[np.ndarray] = []
+        self._lifting: list[np.ndarray] = []
+
+    def act(self, x: np.ndarray, t: int, noise: np.ndarray) -> np.ndarray:
+        if t == 0:
+            self._stance, self._lifting = [], []
+            self._leg, self._since = np.zeros(len(x), dtype=int), np.zeros(len(x))
+        swing = 1 - self._leg
+        landed = np.where(swing == 0, leg_geometry(x, 0)[1], leg_geometry(x, 1)[1]) < TOUCHDOWN
+        swap = (landed & (self._since >= self.gait.min_step)) | (self._since >= self.gait.max_step)
+        self._leg, self._since = np.where(swap, swing, self._leg), np.where(swap, 0.0, self._since)
+        lifting = self._since < self.gait.lift
+        self._stance.append(self._leg)
+        self._lifting.append(lifting)
+        self._since = self._since + self.dt
+        return gait_torques(self.gait, x, self._leg, lifting)
+
+    def schedule(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stance leg and the lifting flag of the first sample at every step of the last rollout, (T,) each."""
+        return np.array(self._stance)[:, 0], np.array(self._lifting)[:, 0]
+
+
+def linearize_gait(gait: Gait, X_: np.ndarray, stance: np.ndarray, lifting: np.ndarray,
+                   eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """K (T, 6, dX), k (T, 6) with K_t x + k_t the first-order expansion of :func:`gait_torques` at the states
+    X_ (T, dX) under the phases ``stance``, ``lifting`` (T,): central differences of step ``eps``."""
+    T, dX = X_.shape
+    shifts = np.concatenate([np.zeros((1, dX)), eps * np.eye(dX), -eps * np.eye(dX)])  # (1 + 2 dX, dX)
+    points = (X_[:, None, :] + shifts).reshape(-1, dX)
+    U = gait_torques(gait, points, np.repeat(stance, len(shifts)), np.repeat(lifting, len(shifts)))
+    U = U.reshape(T, len(shifts), -1)
+    K = np.swapaxes(U[:, 1: 1 + dX] - U[:, 1 + dX:], 1, 2) / (2 * eps)
+    return K, U[:, 0] - np.einsum("tud,td->tu", K, X_)
