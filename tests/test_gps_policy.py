@@ -186,8 +186,8 @@ def test_mirror_step_rule_measures_the_retrained_policy(monkeypatch):
     assert upd.step_mult == pytest.approx(2.0 / (2 * 1.0))
 
 
-def _rules_called(monkeypatch, peg2d, **g) -> tuple[list[str], list]:
-    """Which step rule each condition's update used over 3 iterations, and the reports."""
+def _rules_called(monkeypatch, peg2d, iterations: int = 3, **g) -> tuple[list[str], list]:
+    """Which step rule each condition's update used over ``iterations`` iterations, and the reports."""
     calls = []
 
     def spy(name, real):
@@ -198,7 +198,7 @@ def _rules_called(monkeypatch, peg2d, **g) -> tuple[list[str], list]:
 
     for name, attr in (("cost", "adapt_step"), ("dual", "adapt_step_gps"), ("mirror", "adapt_step_mirror")):
         monkeypatch.setattr(gps_module, attr, spy(name, getattr(gps_module, attr)))
-    return calls, run(peg2d, small_config(**g), 3)[1]
+    return calls, run(peg2d, small_config(**g), iterations)[1]
 
 
 @pytest.mark.parametrize("g, used", [({}, "dual"), ({"step_rule": "cost"}, "cost"),
@@ -214,6 +214,39 @@ def test_fixed_step_rule_keeps_the_multiplier(monkeypatch, peg2d):
     calls, reports = _rules_called(monkeypatch, peg2d, step_rule="fixed")
     assert calls == [] and all(r.step_mult == (1.0, 1.0) for r in reports)
     assert all(r.kl_bound == pytest.approx((0.2 * T_SHORT,) * 2) for r in reports)
+
+
+def test_warmup_is_validated():
+    assert GuidedConfig().warmup_iterations == 0
+    assert GPSConfig.from_dict(GPSConfig(guided={"warmup_iterations": 5}).to_dict()).guided.warmup_iterations == 5
+    with pytest.raises(ValueError, match="warmup_iterations"):
+        GuidedConfig(warmup_iterations=-1)
+    for bad in (2.0, "2", True, None):
+        with pytest.raises(TypeError, match="warmup_iterations"):
+            GuidedConfig(warmup_iterations=bad)
+
+
+def test_warmup_updates_the_controllers_as_trajectory_only_mode_and_leaves_lambda(peg2d):
+    """During the warm-up the controllers are bit for bit those of trajectory-only mode, λ_t and α stay at
+    their initial values, and the policy is trained every iteration; then the dual step starts."""
+    cfg = small_config(warmup_iterations=2, kl_target=0.02)
+    algo, reports = run(peg2d, cfg, 2)
+    plain, _ = run(peg2d, cfg.replace(policy=False), 2)
+    for c in algo.conditions:
+        for name in ("K", "k", "cov"):
+            assert np.array_equal(getattr(algo.controllers[c], name), getattr(plain.controllers[c], name))
+        assert np.array_equal(algo.guide.lam[c], np.full(T_SHORT, 0.01)) and algo.guide.rate[c] == 0.01
+    assert all(r.policy_iterations > 0 and r.lam == (0.01, 0.01) for r in reports)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        guided_report, _ = algo.step(), plain.step()
+    assert guided_report.lam != (0.01, 0.01)                     # the policy term is on from iteration 2
+    assert not any(np.array_equal(algo.controllers[c].K, plain.controllers[c].K) for c in algo.conditions)
+
+
+def test_warmup_uses_the_cost_step_rule_until_the_first_guided_update_is_checked(monkeypatch, peg2d):
+    calls, _ = _rules_called(monkeypatch, peg2d, iterations=4, warmup_iterations=2)
+    assert calls == ["cost"] * 4 + ["dual"] * 2                  # iterations 1, 2 (checks iteration 1's), then 3
 
 
 def test_mirror_trust_region_is_centred_on_the_policy(monkeypatch, peg2d):
@@ -324,10 +357,11 @@ def test_reported_policy_cost_is_a_noise_free_rollout_of_the_policy(peg2d):
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["dual", "mirror"])
-def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_path, method):
-    straight, reports = run(peg2d, small_config(method=method), 4, seed=7)
-    interrupted, _ = run(peg2d, small_config(method=method), 2, seed=7)
+@pytest.mark.parametrize("g", [{"method": "dual"}, {"method": "mirror"}, {"warmup_iterations": 2}])
+def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_path, g):
+    """With a warm-up of 2 the checkpoint falls between the last warm-up update and the first guided one."""
+    straight, reports = run(peg2d, small_config(**g), 4, seed=7)
+    interrupted, _ = run(peg2d, small_config(**g), 2, seed=7)
     interrupted.save(tmp_path / "ckpt.npz")
     resumed = GPS.load(tmp_path / "ckpt.npz")
     assert resumed.policy is not None and resumed.iteration == 2

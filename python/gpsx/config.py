@@ -142,6 +142,11 @@ class GuidedConfig(_FromDict):
         "mirror": the actual side is the new policy linearisation, i.e. the policy after training on the
         new controller, as in Montgomery & Levine's step rule); "fixed": no adaptation, the multiplier stays
         at ``GPSConfig.initial_step_mult``.
+    warmup_iterations: the first this many iterations optimise the controllers without the policy term (the
+        trajectory-only update and step rule, no dual step: λ_t and α stay put), while the policy is still
+        trained on every iteration's samples, with weights ``initial_lambda``. The controllers can then find the
+        goals before λ_t pulls them towards the policy. 0 (the default): the policy term from the first
+        iteration.
     """
 
     hidden_sizes: tuple[int, ...] = (40, 40)
@@ -162,6 +167,7 @@ class GuidedConfig(_FromDict):
     linearization_covariance: str = "fit"
     method: str = "dual"
     step_rule: str = "objective"
+    warmup_iterations: int = 0
 
     def __post_init__(self):
         sizes = self.hidden_sizes
@@ -176,6 +182,7 @@ class GuidedConfig(_FromDict):
             _positive(name, getattr(self, name))
         _int("train_iterations", self.train_iterations, 1)
         _int("buffer_iterations", self.buffer_iterations, 1)
+        _int("warmup_iterations", self.warmup_iterations, 0)
         _positive("weight_decay", self.weight_decay, allow_zero=True)
         _positive("lambda_rate_increase", self.lambda_rate_increase)
         if self.lambda_rate_increase < 1:

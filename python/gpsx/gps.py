@@ -20,7 +20,9 @@ order of Appendix A (sample from the new p, train the policy on those samples, t
   λ_t takes its dual step (KL(π‖p) under the new controllers; with ``guided.dual_step="before"`` the dual
   step comes before the trajectory optimisation instead, on the policy and the controller it was trained
   on). With ``guided.method="mirror"`` the trust
-  region is centred on the policy instead, KL(p_new ‖ lin) ≤ ε, without λ terms or dual step;
+  region is centred on the policy instead, KL(p_new ‖ lin) ≤ ε, without λ terms or dual step. During the
+  first ``guided.warmup_iterations`` iterations trajopt is the trajectory-only step 4 and λ_t takes no dual
+  step (the policy is still trained and linearised, so its prior is fitted when the policy term starts);
 - **evaluation**: one noise-free rollout of the policy's mean on every trained and every held-out test
   condition (noise-free: deterministic, so one rollout says what the policy does; the noisy samples of the
   controllers are reported separately).
@@ -81,8 +83,8 @@ class IterationReport:
     success of one noise-free rollout of the policy's mean per trained condition (cost NaN if it diverged);
     test_conditions, test_policy_cost, test_policy_success: the same on the task's held-out test conditions;
     policy_kl: mean over t of E_p KL(π‖p) under the new controller (with ``guided.dual_step="before"``: under
-    the controller the policy was trained on, the KL the dual step used); lam: mean λ_t after the dual step (empty
-    with ``guided.method="mirror"``, which has no λ);
+    the controller the policy was trained on, the KL the dual step used); lam: mean λ_t after the dual step (during
+    the warm-up, which takes none: unchanged; empty with ``guided.method="mirror"``, which has no λ);
     policy_objective, policy_initial_objective: the training objective after/before this iteration's
     L-BFGS run; policy_iterations: L-BFGS iterations it took; policy_train_samples: (sample, step) pairs
     trained on.
@@ -336,19 +338,20 @@ class GPS:
                        extra: dict[str, Any]) -> list[tuple[float, float, bool]]:
         """Train and linearise the policy, optimise the controllers towards it, update λ, evaluate the policy;
         the report's policy fields go into ``extra``. Returns what :meth:`_optimize_trajectories` does."""
-        guide, states = self.guide, [b.X for b in batches]
+        guide, states, warmup = self.guide, [b.X for b in batches], self._warming_up
         with _timed(timings, "policy"):
             guide.remember(states)
             trained = guide.train([s.controller for s in self._states])
-        before = not self._mirror and guide.config.dual_step == "before"
+        dual = not (self._mirror or warmup)
+        before = dual and guide.config.dual_step == "before"
         with _timed(timings, "linearization"):
             lins = guide.linearize(states, np.random.SeedSequence(self.entropy, spawn_key=(self.iteration,)))
             if before:
                 kls = guide.update_duals(dyns, [s.controller for s in self._states], lins)
         with _timed(timings, "trajopt"):
-            results = self._optimize_trajectories(dyns, costs, lins)
+            results = self._optimize_trajectories(dyns, costs, None if warmup else lins)
             ctrls = [s.controller for s in self._states]
-            if self._mirror:
+            if not dual:
                 kls = [float(policy_kl(*a).mean()) for a in zip(dyns, ctrls, lins)]
             elif not before:
                 kls = guide.update_duals(dyns, ctrls, lins)
@@ -372,7 +375,8 @@ class GPS:
         and the failure is recorded in the report (``updated``). Without an update the step rule skips the
         next iteration.
 
-        ``lins``: the policy linearisation per condition (guided mode, λ from the guide), or None.
+        ``lins``: the policy linearisation per condition (guided mode, λ from the guide), or None (trajectory-only
+        mode, and the guided warm-up).
         """
         cfg = self.config
         out = []
@@ -402,9 +406,11 @@ class GPS:
 
     def _adapt_step(self, s: _ConditionState, dyn, cost, lin):
         """The step rule for a condition with a previous update; with the policy ``guided.step_rule`` picks the
-        estimates (:class:`gpsx.config.GuidedConfig`), without it the rule runs on the Laplace cost."""
+        estimates (:class:`gpsx.config.GuidedConfig`), without it the rule runs on the Laplace cost. So does
+        the first update after the warm-up: the previous update, whose prediction is checked, had no policy."""
         cfg = self.config
-        rule = "cost" if lin is None else cfg.guided.step_rule
+        after_warmup = self.iteration == cfg.guided.warmup_iterations
+        rule = "cost" if lin is None or after_warmup else cfg.guided.step_rule
         if rule == "fixed":
             return StepUpdate(s.step_mult, float("nan"), float("nan"))
         if rule == "cost":
@@ -415,6 +421,15 @@ class GPS:
                                      (dyn, cost, lin), cfg.min_step_mult, cfg.max_step_mult)
         return adapt_step_gps(s.step_mult, s.last.start, s.controller, (s.last.dyn, s.last.cost, s.last.lin),
                               (dyn, cost, lin), s.last.lam, cfg.min_step_mult, cfg.max_step_mult)
+
+    @property
+    def _warming_up(self) -> bool:
+        """This iteration optimises the controllers without the policy term (``guided.warmup_iterations``)."""
+        return self.guide is not None and self.iteration < self.config.guided.warmup_iterations
+
+    def _dual_after(self, iteration: int) -> bool:
+        """The update of ``iteration`` carried λ_t·KL(π‖p) terms (so its linearisation and λ are kept)."""
+        return self.guide is not None and not self._mirror and iteration >= self.config.guided.warmup_iterations
 
     @property
     def _mirror(self) -> bool:
@@ -469,7 +484,7 @@ class GPS:
                 s.eta, s.step_mult = float(c["eta"]), float(c["step_mult"])
                 s.controller = part.build("controller", LinearGaussianController)
                 if c["has_last"]:
-                    guided = algo.guide is not None and not algo._mirror
+                    guided = algo._dual_after(algo.iteration - 1)
                     s.last = _Update(part.build("start", LinearGaussianController),
                                      part.build("dyn", LinearGaussianDynamics), part.build("cost", QuadraticCost),
                                      part.build("lin", LinearGaussianController) if guided else None,
