@@ -106,10 +106,10 @@ def baseline_arrays(X, U, prior: DynamicsPrior | None = None, ridge: float = 1e-
 
 def mixture_moments(prior: DynamicsPrior, Z: np.ndarray):
     """Mean and covariance of the prior's mixture under the average posterior weights of the rows of Z."""
-    gmm, center, scale = prior._gmm, prior._center, prior._scale
-    w = gmm.predict_proba((Z - center) / scale).mean(axis=0)
-    means = center + gmm.means_ * scale
-    covs = gmm.covariances_ * np.outer(scale, scale)
+    mix, center, scale = prior._mixture, prior._center, prior._scale
+    w = mix.posterior((Z - center) / scale).mean(axis=0)
+    means = center + mix.means * scale
+    covs = mix.covariances * np.outer(scale, scale)
     mu0 = w @ means
     diff = means - mu0
     return mu0, np.einsum("k,kij->ij", w, covs) + np.einsum("k,ki,kj->ij", w, diff, diff)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from gpsx.containers import LinearGaussianController, LinearGaussianDynamics
 from gpsx.dynamics import DynamicsPrior, PolicyPrior, fit_dynamics, fit_policy_linearization
 from gpsx.errors import DynamicsFitError, GPSXError, NonFiniteError, NotPositiveDefiniteError, ShapeError
+from gpsx import gmm_prior
 from gpsx.gmm_prior import dynamics_tuples
 
 
@@ -194,11 +195,11 @@ def test_prior_moments_are_the_mixture_moments_under_averaged_posterior_weights(
     prior = primed_prior(system)
     joint = dynamics_tuples(*rollout(system, 5, seed=11, noise=0.05))
     mu0, sigma0 = prior.moments(joint)
-    gmm, c, s = prior._gmm, prior._center, prior._scale
-    means = c + gmm.means_ * s                                   # the mixture in data units
-    covs = gmm.covariances_ * np.outer(s, s)
+    mix, c, s = prior._mixture, prior._center, prior._scale
+    means = c + mix.means * s                                    # the mixture in data units
+    covs = mix.covariances * np.outer(s, s)
     for t in range(joint.shape[0]):
-        w = gmm.predict_proba((joint[t] - c) / s).mean(axis=0)
+        w = _posterior((joint[t] - c) / s, mix).mean(axis=0)
         mu = w @ means
         sigma = sum(w[k] * (covs[k] + np.outer(means[k] - mu, means[k] - mu)) for k in range(len(w)))
         np.testing.assert_allclose(mu0[t], mu, atol=1e-10)
@@ -244,40 +245,54 @@ def test_random_state_makes_the_prior_reproducible():
     assert not np.array_equal(fits[0], fits[2])
 
 
-def _mixture_log_density(z, weights, means, precisions):
-    """log sum_k w_k N(z; mu_k, P_k^-1), written out independently of scikit-learn."""
+def _weighted_log_densities(z, weights, means, precisions):
+    """log w_k N(z; mu_k, P_k^-1) per cluster (K, N), written out independently of gpsx.mixture."""
     logs = []
     for w, mu, P in zip(weights, means, precisions):
         d = z - mu
         logs.append(np.log(w) + 0.5 * np.linalg.slogdet(P)[1] - 0.5 * len(mu) * np.log(2 * np.pi)
                     - 0.5 * np.einsum("ni,ij,nj->n", d, P, d))
-    return np.logaddexp.reduce(np.array(logs), axis=0)
+    return np.array(logs)
+
+
+def _mixture_log_density(z, weights, means, precisions):
+    """log sum_k w_k N(z; mu_k, P_k^-1)."""
+    return np.logaddexp.reduce(_weighted_log_densities(z, weights, means, precisions), axis=0)
+
+
+def _posterior(z, mix):
+    """Posterior cluster weights (N, K) of the rows of z."""
+    logs = _weighted_log_densities(z, mix.weights, mix.means, np.linalg.inv(mix.covariances))
+    return np.exp(logs - np.logaddexp.reduce(logs, axis=0)).T
 
 
 def test_warm_start_carries_the_mixture_into_the_new_standardisation():
     system = linear_system(T=10, dX=2, dU=1, seed=10)
     prior = primed_prior(system, n_batches=2)
     pts = np.concatenate(prior._buffer)
-    gmm, c_old, s_old = prior._gmm, prior._center, prior._scale
+    old, c_old, s_old = prior._mixture, prior._center, prior._scale
     c_new, s_new = c_old + 0.7, s_old * np.linspace(0.5, 2.0, len(s_old))
-    init = prior._warm_start(prior.num_clusters, c_new, s_new)
-    log_old = _mixture_log_density((pts - c_old) / s_old, gmm.weights_, gmm.means_, gmm.precisions_)
-    log_new = _mixture_log_density((pts - c_new) / s_new, init["weights_init"], init["means_init"],
-                                   init["precisions_init"])
+    new = prior._warm_start(c_new, s_new)
+    log_old = _mixture_log_density((pts - c_old) / s_old, old.weights, old.means, old.precisions)
+    log_new = _mixture_log_density((pts - c_new) / s_new, new.weights, new.means, new.precisions)
     # The same density in data units: log p_new(z_new) - log p_old(z_old) = log |d z_old / d z_new|.
     np.testing.assert_allclose(log_new - log_old, np.log(s_new / s_old).sum(), atol=1e-8)
-    np.testing.assert_allclose(log_old, gmm.score_samples((pts - c_old) / s_old), atol=1e-8)
+    np.testing.assert_allclose(new.precisions, np.linalg.inv(new.covariances), rtol=1e-8, atol=1e-8)
 
 
-def test_em_is_warm_started_exactly_when_the_cluster_count_is_unchanged():
+def test_em_is_warm_started_exactly_when_the_cluster_count_is_unchanged(monkeypatch):
+    starts = []
+    monkeypatch.setattr(gmm_prior, "em", lambda z, start, *args: starts.append(start) or start)
     system = linear_system(T=11, dX=2, dU=1, seed=11)
     prior = DynamicsPrior(min_samples_per_cluster=10, max_clusters=3, random_state=0)
     prior.update(*rollout(system, 2, seed=0))             # 20 tuples: 2 clusters, cold start
-    assert prior.num_clusters == 2 and prior._gmm.means_init is None
+    assert prior.num_clusters == 2 and not starts
     prior.update(*rollout(system, 2, seed=1))             # 40 tuples: 3 clusters, cold start again
-    assert prior.num_clusters == 3 and prior._gmm.means_init is None
-    prior.update(*rollout(system, 2, seed=2))             # still 3 clusters: warm start
-    assert prior.num_clusters == 3 and prior._gmm.means_init is not None
+    assert prior.num_clusters == 3 and not starts
+    before = prior._mixture
+    prior.update(*rollout(system, 2, seed=2))             # still 3 clusters: warm start from the last fit
+    assert prior.num_clusters == 3 and len(starts) == 1
+    np.testing.assert_array_equal(starts[0].weights, before.weights)
 
 
 # ---------------------------------------------------------------- policy linearisation

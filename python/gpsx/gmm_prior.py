@@ -1,13 +1,14 @@
 """Gaussian-mixture priors for the local linear-Gaussian fits (Levine & Abbeel 2014, section 3.1).
 
 A prior pools joint vectors from the most recent trajectories — (x_t, u_t, x_{t+1}) for the dynamics,
-(x_t, mean of pi(x_t)) for the policy — and fits a scikit-learn ``GaussianMixture`` to them. For a new
+(x_t, mean of pi(x_t)) for the policy — and fits a Gaussian mixture to them (scikit-learn's
+``GaussianMixture`` from a cold start, ``gpsx.mixture.em`` from a warm one). For a new
 batch of samples it returns, per time step, the mixture's mean and covariance under the average posterior
 cluster weights of that step's vectors: the normal-inverse-Wishart prior of ``gpsx.dynamics``.
 
 Cost control (the old code ran up to 100 cold EM iterations, 18-72 s per update on 800-step tasks):
 - warm start from the previous fit (expressed in the new standardisation) whenever the cluster count is
-  unchanged; a cold start uses k-means;
+  unchanged, with the batched EM of ``gpsx.mixture``; a cold start uses k-means;
 - at most ``em_iterations`` EM iterations per update;
 - EM runs on at most ``max_em_points`` vectors drawn at random (seeded) from the pool; consecutive time
   steps are strongly correlated, so a subsample loses little, and the cluster count is still set from
@@ -25,6 +26,7 @@ from sklearn.mixture import GaussianMixture
 
 from . import _validate as v
 from .errors import CheckpointError, DynamicsFitError, NonFiniteError, ShapeError
+from .mixture import Mixture, em
 
 __all__ = ["DynamicsPrior", "PolicyPrior", "dynamics_tuples", "policy_pairs"]
 
@@ -100,7 +102,7 @@ class _MixturePrior:
         self.max_em_points = int(max_em_points)
         self._rng = np.random.default_rng(random_state)
         self._buffer: list[np.ndarray] = []   # one (T', d) array per stored trajectory, oldest first
-        self._gmm: GaussianMixture | None = None
+        self._mixture: Mixture | None = None
         self._center = self._scale = None     # standardisation of the last fit
 
     @property
@@ -111,10 +113,10 @@ class _MixturePrior:
     @property
     def num_clusters(self) -> int:
         """Clusters of the current mixture (0 before the first update)."""
-        return 0 if self._gmm is None else self._gmm.n_components
+        return 0 if self._mixture is None else len(self._mixture.weights)
 
     # --- state, for checkpoints (plain arrays, no pickles) ---------------------------------------------
-    _GMM_FIELDS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
+    _MIXTURE_FIELDS = ("weights", "means", "covariances", "precisions_cholesky")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The prior's state as arrays: remembered trajectories, mixture parameters, standardisation
@@ -122,7 +124,7 @@ class _MixturePrior:
         if not self._buffer:
             return {}
         out = {"buffer": np.stack(self._buffer), "center": self._center, "scale": self._scale}
-        out.update({name.rstrip("_"): getattr(self._gmm, name) for name in self._GMM_FIELDS})
+        out.update({name: getattr(self._mixture, name) for name in self._MIXTURE_FIELDS})
         return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
@@ -132,18 +134,17 @@ class _MixturePrior:
         if not arrays:
             return
         try:
-            buffer, weights = arrays["buffer"], arrays["weights"]
-            gmm = GaussianMixture(len(weights), covariance_type="full")
-            for name in self._GMM_FIELDS:
-                setattr(gmm, name, arrays[name.rstrip("_")])
-            center, scale = arrays["center"], arrays["scale"]
+            buffer, center, scale = arrays["buffer"], arrays["center"], arrays["scale"]
+            mixture = Mixture(*(arrays[name] for name in self._MIXTURE_FIELDS))
         except KeyError as exc:
             raise CheckpointError(f"prior state lacks {exc.args[0]!r}") from exc
-        gmm.n_features_in_ = buffer.shape[-1]
-        if len(buffer) > self.max_samples or gmm.means_.shape != (len(weights), buffer.shape[-1]):
+        K, d = len(mixture.weights), buffer.shape[-1]
+        shapes = {"means": (K, d), "covariances": (K, d, d), "precisions_cholesky": (K, d, d)}
+        if len(buffer) > self.max_samples or any(getattr(mixture, n).shape != s for n, s in shapes.items()):
             raise CheckpointError(f"prior state is inconsistent: {len(buffer)} trajectories "
-                                  f"(max {self.max_samples}), means {gmm.means_.shape}, {len(weights)} weights")
-        self._buffer, self._gmm, self._center, self._scale = list(buffer), gmm, center, scale
+                                  f"(max {self.max_samples}), {K} weights, means {mixture.means.shape}, "
+                                  f"covariances {mixture.covariances.shape}")
+        self._buffer, self._mixture, self._center, self._scale = list(buffer), mixture, center, scale
 
     def reseed(self, seed) -> None:
         """Give EM (k-means initialisation, subsampling) a new generator, e.g. one derived from a run's seed."""
@@ -174,24 +175,20 @@ class _MixturePrior:
         if pool.shape[0] > self.max_em_points:
             pool = pool[self._rng.choice(pool.shape[0], self.max_em_points, replace=False)]
         z = (pool - center) / scale
-        gmm = GaussianMixture(clusters, covariance_type="full", reg_covar=_REG_COVAR, max_iter=self.em_iterations,
-                              random_state=int(self._rng.integers(2**31 - 1)),
-                              **self._warm_start(clusters, center, scale))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)   # iterations are capped on purpose
-            gmm.fit(z)
-        self._gmm, self._center, self._scale = gmm, center, scale
+        if self.num_clusters == clusters:
+            mixture = em(z, self._warm_start(center, scale), self.em_iterations, _REG_COVAR)
+        else:
+            gmm = GaussianMixture(clusters, covariance_type="full", reg_covar=_REG_COVAR,
+                                  max_iter=self.em_iterations, random_state=int(self._rng.integers(2**31 - 1)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)   # iterations are capped on purpose
+                gmm.fit(z)
+            mixture = Mixture.from_sklearn(gmm)
+        self._mixture, self._center, self._scale = mixture, center, scale
 
-    def _warm_start(self, clusters: int, center: np.ndarray, scale: np.ndarray) -> dict:
-        """The previous mixture as GaussianMixture init arguments in the new standardised coordinates."""
-        old = self._gmm
-        if old is None or old.n_components != clusters:
-            return {}
-        ratio = self._scale / scale                                     # old unit / new unit
-        means = (self._center + old.means_ * self._scale - center) / scale
-        precisions = old.precisions_ / np.outer(ratio, ratio)
-        return {"weights_init": old.weights_, "means_init": means,
-                "precisions_init": 0.5 * (precisions + np.swapaxes(precisions, 1, 2))}
+    def _warm_start(self, center: np.ndarray, scale: np.ndarray) -> Mixture:
+        """The previous mixture in the standardised coordinates of ``center`` and ``scale``."""
+        return self._mixture.rescaled((center - self._center) / self._scale, self._scale / scale)
 
     def moments(self, joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-step prior mean (T', d) and covariance (T', d, d) for a time-major batch ``joint`` (T', N, d).
@@ -207,14 +204,14 @@ class _MixturePrior:
         """``moments`` in parts: mean (T', d), within-cluster covariance (T', d, d) and between-cluster
         rows (T', K, d) whose Gram matrix is the between-cluster covariance (kept apart so the fit can
         fold them into its own scatter product)."""
-        if self._gmm is None:
+        if self._mixture is None:
             raise DynamicsFitError("the prior has not been updated yet; call prior.update(...) first")
         T, N, d = joint.shape
         if d != self.dim:
             raise ShapeError(f"joint dimension {d} differs from the prior's {self.dim}")
         z = (joint.reshape(T * N, d) - self._center) / self._scale
-        weights = self._gmm.predict_proba(z).reshape(T, N, -1).mean(axis=1)           # (T, K)
-        means, covs = self._gmm.means_, self._gmm.covariances_                          # standardised units
+        weights = self._mixture.posterior(z).reshape(T, N, -1).mean(axis=1)           # (T, K)
+        means, covs = self._mixture.means, self._mixture.covariances                   # standardised units
         mu = weights @ means                                                            # (T, d)
         covs = covs * np.outer(self._scale, self._scale)                                # data units
         within = (weights @ covs.reshape(len(means), d * d)).reshape(T, d, d)
