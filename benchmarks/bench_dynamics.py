@@ -9,6 +9,10 @@ a random linear-Gaussian controller, fixed seeds. Columns:
   warm-started EM). Target < 0.5 s.
 - prior fit: ``fit_dynamics(X, U, prior)`` alone (N = 5, warm prior) against ``baseline_arrays`` with
   the same prior: per step, that step's posterior weights, mixture moments, MAP covariance, conditioning.
+- refit / weights: the prior's warm-started EM refit (3 iterations on its 1000-point subsample) with
+  ``gpsx.mixture.em`` against scikit-learn's ``GaussianMixture.fit`` from the same start (what the
+  prior ran before), and the per-step posterior weights of a batch (N = 5) with ``Mixture.posterior`` against
+  ``GaussianMixture.predict_proba``.
 - prior-free: ``fit_dynamics(X, U)`` at N = 2 (dX + dU) against ``baseline_arrays`` without a prior;
   "core" = arrays out (gpsx's internal ``_fit_conditional`` incl. its checks), "full" = a validated
   ``LinearGaussianDynamics`` out on both sides. Target >= 10x.
@@ -21,17 +25,21 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")   # single-threaded, set before numpy loads BLAS
 
 import numpy as np  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.mixture import GaussianMixture  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 from gpsx.containers import LinearGaussianDynamics  # noqa: E402
 from gpsx.dynamics import DynamicsPrior, _fit_conditional, fit_dynamics  # noqa: E402
 from gpsx.gmm_prior import dynamics_tuples  # noqa: E402
+from gpsx.mixture import Mixture, em  # noqa: E402
 
 SIZES = {  # name: (T, dX, dU)
     "pr2": (100, 26, 7),
@@ -107,7 +115,7 @@ def baseline_arrays(X, U, prior: DynamicsPrior | None = None, ridge: float = 1e-
 def mixture_moments(prior: DynamicsPrior, Z: np.ndarray):
     """Mean and covariance of the prior's mixture under the average posterior weights of the rows of Z."""
     mix, center, scale = prior._mixture, prior._center, prior._scale
-    w = mix.posterior((Z - center) / scale).mean(axis=0)
+    w = as_sklearn(mix).predict_proba((Z - center) / scale).mean(axis=0)
     means = center + mix.means * scale
     covs = mix.covariances * np.outer(scale, scale)
     mu0 = w @ means
@@ -162,6 +170,42 @@ def time_prior_fit(system, repeats: int, seed: int) -> dict:
             "max_abs_diff_F": float(diff)}
 
 
+def as_sklearn(mix: Mixture) -> GaussianMixture:
+    """A fitted scikit-learn ``GaussianMixture`` with the parameters of ``mix``."""
+    gmm = GaussianMixture(len(mix.weights), covariance_type="full")
+    gmm.weights_, gmm.means_, gmm.covariances_ = mix.weights, mix.means, mix.covariances
+    gmm.precisions_cholesky_, gmm.n_features_in_ = mix.precisions_cholesky, mix.means.shape[1]
+    return gmm
+
+
+def time_refit(system, repeats: int, seed: int) -> dict:
+    """The warm EM refit and the posterior weights: gpsx.mixture against scikit-learn, same inputs."""
+    prior = DynamicsPrior(random_state=seed)
+    for i in range(4):
+        prior.update(*rollout(system, 5, seed=seed + i))
+    pool = np.concatenate(prior._buffer)
+    z = (pool[np.random.default_rng(seed).choice(len(pool), prior.max_em_points, replace=False)]
+         - prior._center) / prior._scale
+    batch = dynamics_tuples(*rollout(system, 5, seed=seed + 4))
+    batch = (batch.reshape(-1, batch.shape[-1]) - prior._center) / prior._scale
+    start, reg = prior._mixture, 1e-6
+
+    def sklearn_refit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            GaussianMixture(len(start.weights), covariance_type="full", reg_covar=reg, max_iter=prior.em_iterations,
+                            weights_init=start.weights, means_init=start.means, precisions_init=start.precisions,
+                            random_state=0).fit(z)
+
+    gmm = as_sklearn(start)
+    med = interleaved({"refit_ours": lambda: em(z, start, prior.em_iterations, reg), "refit_sklearn": sklearn_refit,
+                       "weights_ours": lambda: start.posterior(batch),
+                       "weights_sklearn": lambda: gmm.predict_proba(batch)}, repeats)
+    return {**{f"{key}_s": val for key, val in med.items()},
+            "refit_speedup": med["refit_sklearn"] / med["refit_ours"],
+            "weights_speedup": med["weights_sklearn"] / med["weights_ours"]}
+
+
 def time_prior_free(system, N: int, repeats: int, seed: int) -> dict:
     """The prior-free fit against the loop: arrays out ("core") and validated containers out ("full")."""
     X, U = rollout(system, N, seed=seed)
@@ -183,7 +227,7 @@ def main(argv=None) -> int:
 
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); times in ms unless noted")
     print(f"{'size':8s} {'(T,dX,dU)':13s}| {'cold s':>6s} {'warm s':>6s} {'K':>2s} | {'prior fit ours/loop':>19s} "
-          f"{'ratio':>5s} | {'N':>3s} {'free core ours/loop':>19s} {'ratio':>5s} {'free full ours/loop':>19s} "
+          f"{'ratio':>5s} | {'refit ours/sk':>13s} {'ratio':>5s} {'weights ours/sk':>15s} {'ratio':>5s} | {'N':>3s} {'free core ours/loop':>19s} {'ratio':>5s} {'free full ours/loop':>19s} "
           f"{'ratio':>5s}")
     results = {}
     for i, name in enumerate(args.sizes):
@@ -194,12 +238,15 @@ def main(argv=None) -> int:
             "cold": time_update_and_fit(system, warm=False, repeats=args.repeats, seed=10 * i),
             "warm": time_update_and_fit(system, warm=True, repeats=args.repeats, seed=10 * i),
             "prior_fit": time_prior_fit(system, repeats=args.repeats, seed=10 * i),
+            "refit": time_refit(system, repeats=args.repeats, seed=10 * i),
             "prior_free": time_prior_free(system, N=2 * (dX + dU), repeats=args.repeats, seed=i),
         }
-        pf, fr = r["prior_fit"], r["prior_free"]
+        pf, fr, rf = r["prior_fit"], r["prior_free"], r["refit"]
         print(f"{name:8s} {str((T, dX, dU)):13s}| {r['cold']['median_s']:6.3f} {r['warm']['median_s']:6.3f} "
               f"{r['warm']['clusters']:2d} | {1e3 * pf['ours_s']:8.1f} /{1e3 * pf['loop_s']:8.1f} "
-              f"{pf['speedup']:5.1f} | "
+              f"{pf['speedup']:5.1f} | {1e3 * rf['refit_ours_s']:5.1f} /{1e3 * rf['refit_sklearn_s']:6.1f} "
+              f"{rf['refit_speedup']:5.1f} {1e3 * rf['weights_ours_s']:6.1f} /{1e3 * rf['weights_sklearn_s']:7.1f} "
+              f"{rf['weights_speedup']:5.1f} | "
               f"{fr['N']:3d} {1e3 * fr['core_ours_s']:8.1f} /{1e3 * fr['core_loop_s']:8.1f} {fr['core_speedup']:5.1f} "
               f"{1e3 * fr['full_ours_s']:8.1f} /{1e3 * fr['full_loop_s']:8.1f} {fr['full_speedup']:5.1f}")
     worst = max(max(r["cold"]["median_s"], r["warm"]["median_s"]) for r in results.values())
@@ -213,6 +260,9 @@ def main(argv=None) -> int:
               f"{'met' if low >= SPEEDUP_TARGET else 'MISSED'}")
     low = min(r["prior_fit"]["speedup"] for r in results.values())
     print(f"prior fit (N=5) vs per-step loop, smallest ratio: {low:.1f}x")
+    for key, label in (("refit_speedup", "warm EM refit"), ("weights_speedup", "posterior weights")):
+        ratios = ", ".join(f"{r['refit'][key]:.1f}" for r in results.values())
+        print(f"{label}, gpsx.mixture vs scikit-learn: {ratios}x")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
