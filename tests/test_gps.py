@@ -207,8 +207,9 @@ def test_initial_controllers_can_be_given_and_are_checked(peg2d):
 
 
 def test_unknown_condition_raises(peg2d):
-    with pytest.raises(ValueError, match="condition 9"):
-        GPS(peg2d, GPSConfig(conditions=(9,)))
+    unknown = len(peg2d.conditions)
+    with pytest.raises(ValueError, match=f"condition {unknown}"):
+        GPS(peg2d, GPSConfig(conditions=(unknown,)))
 
 
 def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_path):
