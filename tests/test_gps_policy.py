@@ -126,13 +126,11 @@ def test_guide_uses_the_kl_target(peg2d):
 def test_dual_kl_max_clips_the_kl_the_dual_step_sees(peg2d, monkeypatch):
     """A blown-up KL at some steps (marginals diverging under the fitted dynamics) moves λ_t there by at most
     α·(dual_kl_max − kl_target); without the clip λ_t follows the KL."""
-    from gpsx import guided as guided_module
-
     kl = np.full(T_SHORT, 0.5)
     kl[[3, 17]] = 1e30
-    monkeypatch.setattr(guided_module, "policy_kl", lambda dyn, ctrl, lin: kl.copy())
+    monkeypatch.setattr(guided, "policy_kl", lambda dyn, ctrl, lin: kl.copy())
     for clip, want in ((2.0, np.minimum(kl, 2.0)), (None, kl)):
-        guide = guided_module.Guide(peg2d, (0,), GuidedConfig(dual_kl_max=clip, kl_target=0.1), seed=0)
+        guide = guided.Guide(peg2d, (0,), GuidedConfig(dual_kl_max=clip, kl_target=0.1), seed=0)
         lam0, rate = guide.lam[0].copy(), guide.rate[0]
         guide.update_duals([None], [None], [None])
         np.testing.assert_allclose(guide.lam[0], np.maximum(0.0, lam0 + rate * (want - 0.1)))

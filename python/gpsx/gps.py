@@ -338,7 +338,7 @@ class GPS:
                        extra: dict[str, Any]) -> list[tuple[float, float, bool]]:
         """Train and linearise the policy, optimise the controllers towards it, update λ, evaluate the policy;
         the report's policy fields go into ``extra``. Returns what :meth:`_optimize_trajectories` does."""
-        guide, states, warmup = self.guide, [b.X for b in batches], self._warming_up
+        guide, states, warmup = self.guide, [b.X for b in batches], not self._policy_term(self.iteration)
         with _timed(timings, "policy"):
             guide.remember(states)
             trained = guide.train([s.controller for s in self._states])
@@ -409,8 +409,7 @@ class GPS:
         estimates (:class:`gpsx.config.GuidedConfig`), without it the rule runs on the Laplace cost. So does
         the first update after the warm-up: the previous update, whose prediction is checked, had no policy."""
         cfg = self.config
-        after_warmup = self.iteration == cfg.guided.warmup_iterations
-        rule = "cost" if lin is None or after_warmup else cfg.guided.step_rule
+        rule = "cost" if lin is None or not self._policy_term(self.iteration - 1) else cfg.guided.step_rule
         if rule == "fixed":
             return StepUpdate(s.step_mult, float("nan"), float("nan"))
         if rule == "cost":
@@ -422,14 +421,10 @@ class GPS:
         return adapt_step_gps(s.step_mult, s.last.start, s.controller, (s.last.dyn, s.last.cost, s.last.lin),
                               (dyn, cost, lin), s.last.lam, cfg.min_step_mult, cfg.max_step_mult)
 
-    @property
-    def _warming_up(self) -> bool:
-        """This iteration optimises the controllers without the policy term (``guided.warmup_iterations``)."""
-        return self.guide is not None and self.iteration < self.config.guided.warmup_iterations
-
-    def _dual_after(self, iteration: int) -> bool:
-        """The update of ``iteration`` carried λ_t·KL(π‖p) terms (so its linearisation and λ are kept)."""
-        return self.guide is not None and not self._mirror and iteration >= self.config.guided.warmup_iterations
+    def _policy_term(self, iteration: int) -> bool:
+        """The controller update of ``iteration`` is guided by the policy: there is one, and the warm-up
+        (``guided.warmup_iterations``, trajectory-only updates) is over."""
+        return self.guide is not None and iteration >= self.config.guided.warmup_iterations
 
     @property
     def _mirror(self) -> bool:
@@ -484,7 +479,7 @@ class GPS:
                 s.eta, s.step_mult = float(c["eta"]), float(c["step_mult"])
                 s.controller = part.build("controller", LinearGaussianController)
                 if c["has_last"]:
-                    guided = algo._dual_after(algo.iteration - 1)
+                    guided = algo._policy_term(algo.iteration - 1) and not algo._mirror   # lin and λ kept
                     s.last = _Update(part.build("start", LinearGaussianController),
                                      part.build("dyn", LinearGaussianDynamics), part.build("cost", QuadraticCost),
                                      part.build("lin", LinearGaussianController) if guided else None,

@@ -76,19 +76,24 @@ class Mixture:
         return (np.log(self.weights) + log_det - 0.5 * D * _LOG_2PI) - 0.5 * np.einsum("nkd,nkd->nk", whitened,
                                                                                         whitened)
 
-    def log_responsibilities(self, z: np.ndarray) -> tuple[float, np.ndarray]:
-        """The mean log-likelihood of the rows of z (N, D) and their log posterior cluster weights (N, K)."""
+    def _shifted_log_densities(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_weighted_log_densities` minus their row maximum (N, K), and that maximum (N, 1): the
+        stable form for normalising over the clusters."""
         weighted = self._weighted_log_densities(z)
         top = weighted.max(axis=1, keepdims=True)
         weighted -= top
-        norm = np.log(np.exp(weighted).sum(axis=1, keepdims=True))
-        weighted -= norm
-        return float((top + norm).mean()), weighted
+        return weighted, top
+
+    def log_responsibilities(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        """The mean log-likelihood of the rows of z (N, D) and their log posterior cluster weights (N, K)."""
+        shifted, top = self._shifted_log_densities(z)
+        norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        shifted -= norm
+        return float((top + norm).mean()), shifted
 
     def posterior(self, z: np.ndarray) -> np.ndarray:
         """The posterior cluster weights (N, K) of the rows of z (N, D)."""
-        weighted = self._weighted_log_densities(z)
-        resp = np.exp(weighted - weighted.max(axis=1, keepdims=True))
+        resp = np.exp(self._shifted_log_densities(z)[0])
         resp /= resp.sum(axis=1, keepdims=True)
         return resp
 
