@@ -148,7 +148,7 @@ def test_eval_of_a_guided_run_evaluates_the_policy_on_held_out_conditions(guided
 def test_eval_of_a_no_policy_run_reports_training_conditions_only(finished_run, capsys):
     assert main(["eval", str(finished_run), "--samples", "3"]) == 0
     out = capsys.readouterr().out
-    assert "final distance to target" in out and "this run has no policy" in out
+    assert "final distance to the slot bottom" in out and "this run has no policy" in out
     saved = json.loads((finished_run / "eval.json").read_text())
     assert [r["condition"] for r in saved["results"]] == [0, 2]
     task = gpsx.tasks.make("peg2d").with_horizon(25)

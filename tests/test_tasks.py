@@ -410,3 +410,40 @@ def test_tasks_pickle_for_worker_processes():
     X2, U2 = clone.rollout(clone.initial_controller(1), 1, n=2, seed=5)
     assert np.array_equal(X, X2) and np.array_equal(U, U2)
     assert np.array_equal(task.cost(X, U, 1), clone.cost(X, U, 1))
+
+
+@pytest.mark.parametrize("name, half_widths", [("peg2d", (0.03, np.inf)), ("peg3d", (0.03, 0.03))])
+def test_slot_floor_is_the_documented_slot(name, half_widths):
+    """6 cm wide slot/hole (module docs of peg2d and peg3d); peg2d's slot is open along y."""
+    if name not in NAMES:
+        pytest.skip(f"{name} not available")
+    from gpsx.tasks.peg import slot_half_widths
+    task = task_of(name)
+    for c in (0, task.test_conditions[-1]):
+        np.testing.assert_allclose(slot_half_widths(task.model_for(c)), half_widths, rtol=1e-12)
+
+
+# tip offset from the slot bottom's centre -> its distance to the slot floor (|x|, |y| <= 3 cm, z = 0), by hand
+BOTTOM_CASES = {
+    "peg2d": [((0.014, 0.0, 0.001), 0.001),   # pushed in against a wall: 14 mm from the centre, 1 mm up
+              ((0.0, 0.0, 0.012), 0.012),     # centred, 12 mm short of the bottom
+              ((-0.035, 0.0, 0.012), np.hypot(0.005, 0.012))],
+    "peg3d": [((0.012, -0.012, 0.0), 0.0),    # in a corner of the hole
+              ((0.0, 0.0, 0.011), 0.011),
+              ((0.034, 0.0, 0.003), np.hypot(0.004, 0.003))],
+}
+
+
+@pytest.mark.parametrize("name", [n for n in ("peg2d", "peg3d") if n in NAMES])
+def test_peg_success_is_the_distance_to_the_slot_floor_not_to_its_centre(name):
+    from gpsx.tasks.peg import peg_ik
+    task = task_of(name)
+    c = task.test_conditions[0]
+    cond, model = task.condition(c), task.model_for(c)
+    for offset, expected in BOTTOM_CASES[name]:
+        q = peg_ik(model, cond.target + offset, cond.x0[: task.nq], axis_weight=0.0, reg=1e-8)
+        X = np.concatenate([q, np.zeros(task.dX - task.nq)])[None, None]
+        tip = task.tip_positions(X, c)[0, 0]
+        assert np.linalg.norm(tip - cond.target - offset) < 1e-5  # the pose puts the tip where asked
+        assert task.bottom_distances(X, c)[0] == pytest.approx(expected, abs=2e-5), offset
+        assert task.success(X, c)[0] == (expected < 0.01), offset

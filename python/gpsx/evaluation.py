@@ -1,8 +1,9 @@
 """Evaluate a run's controllers or its policy on conditions: cost, success and each task's headline number.
 
 The headline number of a sample (:func:`outcome`) is what the paper's success tests measure: the distance
-travelled along +x over the horizon for a task with ``forward_distance`` (swimmer, walker), else the final
-distance of every point target of the cost (peg tip, octopus tip) to its goal.
+travelled along +x over the horizon for a task with ``forward_distance`` (swimmer, walker), the final tip's
+distance to the slot bottom for a task with ``bottom_distances`` (pegs), else the final distance of the cost's
+point target (octopus tip) to its goal.
 """
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ __all__ = ["outcome", "ConditionResult", "clean_and_noisy", "evaluate_controller
 
 
 def outcome(task, X: np.ndarray, condition: int) -> tuple[str, np.ndarray]:
-    """(label, values (n,)) for samples X (n, T, dX): forward distance, or final distance to the target (m)."""
+    """(label, values (n,)) for samples X (n, T, dX): forward distance, distance to the slot bottom, or final
+    distance to the target (m)."""
     if hasattr(task, "forward_distance"):
         return "forward distance (m)", task.forward_distance(X)
+    if hasattr(task, "bottom_distances"):
+        return "final distance to the slot bottom (m)", task.bottom_distances(X, condition)
     terms = [t for t in task.cost_for(condition).terms if isinstance(t, PointTarget)]
     if not terms:
         raise ValueError(f"{task.name}: no forward_distance and no point target to measure")

@@ -1,8 +1,13 @@
 """What peg2d and peg3d share: the slot that moves per condition, the Appendix-B cost, success, IK and a script.
 
 Cost (Appendix B, w_p = 1): ½·1e-6‖u‖² + ℓ12(p_tip − p*), p_tip = site ``tip`` (end of the peg), p* = site
-``target`` (bottom of the slot/hole) of the condition's model. Success: ‖p_tip − p*‖ < 1 cm at the last step.
-Conditions move the body ``slot`` (the slot/hole and its ``target`` site) to ``params["slot"]``.
+``target`` (centre of the slot/hole bottom) of the condition's model. Conditions move the body ``slot`` (the
+slot/hole and its ``target`` site) to ``params["slot"]``.
+
+Success (DESIGN §5, "tip within 1 cm of the slot bottom at the end"): the distance from the final tip to the slot
+bottom, the floor between the walls' inner faces (:func:`slot_half_widths`), is below 1 cm. The distance is to the
+floor, not to its centre p*: the slot is 2 cm wider than the peg, so a peg pushed fully in and resting against a
+wall ends 10–15 mm from p* (more when it tilts), and a test on ‖p_tip − p*‖ counted such pegs as misses.
 """
 from __future__ import annotations
 
@@ -17,6 +22,21 @@ from .base import Condition, ConditionLike, Task, Trace, actuated_dofs
 
 SUCCESS_RADIUS = 0.01  # m
 ACTION_WEIGHT = 1e-6
+
+
+def slot_half_widths(model: mujoco.MjModel) -> np.ndarray:
+    """Half-widths (x, y) of the slot floor: per axis, the nearest inner face of the walls of body ``slot`` that
+    flank the slot along it (a wall flanks along an axis if its box lies wholly to one side); ``inf`` along an axis
+    no wall bounds (peg2d's slot is open along y, the arm moves in the x–z plane)."""
+    slot = model.body("slot").id
+    walls = [g for g in range(model.ngeom)
+             if model.geom_bodyid[g] == slot and model.geom_type[g] == mujoco.mjtGeom.mjGEOM_BOX]
+    half = np.full(2, np.inf)
+    for g in walls:
+        pos, size = np.abs(model.geom_pos[g][:2]), model.geom_size[g][:2]
+        beside = pos > size
+        half[beside] = np.minimum(half[beside], (pos - size)[beside])
+    return half
 
 
 def slot_target(model: mujoco.MjModel, slot_pos: np.ndarray) -> np.ndarray:
@@ -123,12 +143,17 @@ class PegTask(Task):
         names = ("x [m]", "y [m]", "z [m]")
         return Trace(self.tip_positions(X, c)[..., axes], names[axes[0]], names[axes[1]], c.target[axes])
 
-    def success(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
-        """Tip within 1 cm of the slot bottom at the last step."""
+    def bottom_distances(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
+        """Distance (m) from the final tip to the slot bottom (the floor between the walls), per sample (n,)."""
         X = self._check_X(X)
         c = self.condition(condition)
-        tip = self.tip_positions(X[:, -1:], c)[:, 0]
-        return np.linalg.norm(tip - c.target, axis=1) < SUCCESS_RADIUS
+        offset = self.tip_positions(X[:, -1:], c)[:, 0] - c.target
+        outside = np.maximum(np.abs(offset[:, :2]) - slot_half_widths(self.model_for(c)), 0.0)
+        return np.hypot(np.linalg.norm(outside, axis=1), offset[:, 2])
+
+    def success(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
+        """Tip within 1 cm of the slot bottom at the last step (module doc)."""
+        return self.bottom_distances(X, condition) < SUCCESS_RADIUS
 
     def scripted_policy(self, condition: ConditionLike = 0, noise_std=0.0) -> ScriptedInsertion:
         """The scripted insertion for a condition (see :class:`ScriptedInsertion`)."""
