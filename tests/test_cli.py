@@ -161,7 +161,9 @@ def test_plot_writes_a_png(finished_run, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "curves.png"
     assert main(["plot", str(finished_run), "--out", str(out)]) == 0
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _png_aspect(png) < 3  # no policy: the cost and success panels only
 
 
 def test_plot_without_matplotlib_says_what_to_install(finished_run, monkeypatch, capsys):
@@ -193,4 +195,12 @@ def test_plot_of_a_guided_run_has_the_policy_panel(guided_run, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "guided.png"
     assert main(["plot", str(guided_run), "--out", str(out)]) == 0
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _png_aspect(png) > 4  # four panels side by side: cost, success, policy cost, policy success
+
+
+def _png_aspect(png: bytes) -> float:
+    """Width / height from the PNG's IHDR chunk."""
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    return width / height

@@ -28,15 +28,15 @@ def _pyplot():
 
 def learning_curves(reports: Sequence[IterationReport], path: str | os.PathLike, title: str = "") -> Path:
     """Mean sample cost and success rate per condition against samples per condition, written as a PNG; for a
-    run with the policy, a third panel: the cost of the policy's noise-free rollouts per trained (solid) and
-    held-out test (dashed) condition."""
+    run with the policy, two more panels: the cost of the policy's noise-free rollouts per trained (solid) and
+    held-out test (dashed) condition, and the fraction of trained and of held-out conditions they succeed on."""
     if not reports:
         raise ValueError("no iterations to plot")
     plt = _pyplot()
     conditions = reports[0].conditions
     guided = bool(reports[0].policy_cost)
     x = [r.samples_used / len(conditions) for r in reports]
-    fig, axes = plt.subplots(1, 3 if guided else 2, figsize=(15 if guided else 10, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 4 if guided else 2, figsize=(20 if guided else 10, 4), constrained_layout=True)
     ax_cost, ax_success = axes[:2]
     for i, c in enumerate(conditions):
         ax_cost.plot(x, [r.mean_cost[i] for r in reports], marker="o", ms=3, label=f"condition {c}")
@@ -49,6 +49,7 @@ def learning_curves(reports: Sequence[IterationReport], path: str | os.PathLike,
     ax_cost.legend(fontsize="small")
     if guided:
         _policy_panel(axes[2], reports, x)
+        _policy_success_panel(axes[3], reports, x)
     return _save(plt, fig, path, title, dpi=110)
 
 
@@ -60,6 +61,17 @@ def _policy_panel(ax, reports: Sequence[IterationReport], x: list[float]) -> Non
         ax.plot(x, [r.test_policy_cost[i] for r in reports], ls="--", marker="x", ms=3, label=f"test {c}")
     ax.set(xlabel="samples per condition", ylabel="total cost, noise-free rollout", title="policy")
     _log_if_wide(ax, [v for r in reports for v in (*r.policy_cost, *r.test_policy_cost)])
+    ax.legend(fontsize="small")
+
+
+def _policy_success_panel(ax, reports: Sequence[IterationReport], x: list[float]) -> None:
+    """Fraction of trained and of held-out test conditions on which the policy's noise-free rollout succeeds."""
+    ax.plot(x, [np.mean(r.policy_success) for r in reports], marker="o", ms=3, label="trained conditions")
+    if reports[0].test_conditions:
+        ax.plot(x, [np.mean(r.test_policy_success) for r in reports], ls="--", marker="x", ms=3,
+                label="held-out test conditions")
+    ax.set(xlabel="samples per condition", ylabel="fraction of conditions", title="policy success",
+           ylim=(-0.05, 1.05))
     ax.legend(fontsize="small")
 
 
