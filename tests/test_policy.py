@@ -55,7 +55,7 @@ def test_objective_gradient_matches_finite_differences(activation, per_sample):
     obs, target, prec, lam = small_problem(rng, per_sample=per_sample)
     pol = GaussianMLPPolicy(3, 2, hidden_sizes=(5, 4), activation=activation, init_std=0.7, seed=3)
     pol.set_normalization(rng.standard_normal(3), rng.uniform(0.5, 2, 3), rng.standard_normal(2),
-                          rng.uniform(0.5, 2, 2), preserve_function=False)
+                          rng.uniform(0.5, 2, 2))
     theta = pol.get_params() + 0.1 * rng.standard_normal(pol.n_params)  # biases and log_std non-zero too
     F, grad = training_objective(pol, obs, target, prec, lam, theta, weight_decay=1e-2)
     h = 1e-6
@@ -75,7 +75,7 @@ def test_jacobian_matches_finite_differences(activation, hidden):
     rng = np.random.default_rng(4)
     pol = GaussianMLPPolicy(5, 3, hidden_sizes=hidden, activation=activation, seed=5)
     pol.set_normalization(rng.standard_normal(5), rng.uniform(0.5, 2, 5), rng.standard_normal(3),
-                          rng.uniform(0.5, 2, 3), preserve_function=False)
+                          rng.uniform(0.5, 2, 3))
     obs = rng.standard_normal((7, 5))
     J = pol.jacobian(obs)
     assert J.shape == (7, 3, 5)
@@ -235,7 +235,7 @@ def test_params_flat_vector():
     assert pol.weight_mask().sum() == 3 * 4 + 4 * 2
 
 
-def test_warm_start_keeps_function_and_cold_start_is_seeded():
+def test_warm_start_keeps_weights_and_cold_start_is_seeded():
     rng = np.random.default_rng(13)
     K, k, states = linear_problem(rng)
     T, dU = 8, 2
@@ -244,14 +244,12 @@ def test_warm_start_keeps_function_and_cold_start_is_seeded():
     pol = GaussianMLPPolicy(4, dU, seed=3)
     train_policy(pol, obs_a, obs_a @ K.T + k, prec, np.ones(T), max_iterations=30)
     before = GaussianMLPPolicy.from_arrays(pol.to_arrays())
-    # Renormalising to new data with preserve_function leaves μ^π unchanged.
-    probe = states(50)
-    moved = GaussianMLPPolicy.from_arrays(pol.to_arrays())
-    moved.set_normalization(np.ones(4), np.full(4, 3.0), np.full(2, -1.0), np.full(2, 0.1), preserve_function=True)
-    assert np.allclose(moved.mean(probe), pol.mean(probe), rtol=1e-12, atol=1e-12)
-    # A warm start begins where the previous fit ended: its initial objective is the old policy's L on the new
-    # data (with the closed-form σ, which train_policy sets first).
+    # A warm start begins from the previous fit's weights, renormalised to the new data: its initial objective
+    # is L of those weights under the new data's statistics (and the closed-form σ, which train_policy sets first).
     res = train_policy(pol, obs_b, obs_b @ K.T + k, prec, np.ones(T), max_iterations=5)
+    o = obs_b.reshape(-1, 4)
+    a = (obs_b @ K.T + k).reshape(-1, dU)
+    before.set_normalization(o.mean(0), o.std(0), a.mean(0), a.std(0))
     before.log_std[...] = 0.0  # closed form for P = I, λ = 1: σ² = 1
     assert res.initial_objective == pytest.approx(
         training_objective(before, obs_b, obs_b @ K.T + k, prec, np.ones(T))[0], rel=1e-10)
@@ -344,3 +342,24 @@ def test_policy_input_errors_name_the_array():
     obs, target, prec, lam = small_problem(np.random.default_rng(17), per_sample=False)
     with pytest.raises(ValueError, match="weight_decay"):
         train_policy(GaussianMLPPolicy(3, 2), obs, target, prec, lam, weight_decay=-1.0)
+
+
+def test_warm_start_still_trains_after_the_states_spread_out():
+    """The octopus case: the first iteration's states barely vary, later ones spread 100× wider. The warm start
+    must train as well as a fresh network does (rescaling the weights to keep μ^π would saturate the units)."""
+    rng = np.random.default_rng(15)
+    K, k, states = linear_problem(rng)
+    T, dU = 20, 2
+    prec = np.broadcast_to(np.eye(dU), (T, dU, dU))
+    centre = states(1)[0]
+    narrow = centre + 0.01 * (states(5, T) - centre)
+    wide = states(5, T)
+    target = lambda obs: np.tanh(obs @ K.T + k)
+    warm = GaussianMLPPolicy(4, dU, seed=0)
+    train_policy(warm, narrow, target(narrow), prec, np.ones(T), max_iterations=50)
+    objective = {}
+    for name, pol in (("warm", warm), ("fresh", GaussianMLPPolicy(4, dU, seed=1))):
+        objective[name] = train_policy(pol, wide, target(wide), prec, np.ones(T), max_iterations=200).objective
+    covariance_part = 0.5 * dU * wide.shape[0] * T  # ½ Σ_j (σ_j² D_j − W log σ_j²) at σ² = W/D = 1 (P = I, λ = 1)
+    excess = {name: value - covariance_part for name, value in objective.items()}  # the least-squares part
+    assert excess["warm"] < 2.0 * excess["fresh"] + 1e-3, objective

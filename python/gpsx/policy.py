@@ -119,22 +119,16 @@ class GaussianMLPPolicy:
 
     # ----------------------------------------------------------------------------------------- normalisation
     def set_normalization(self, obs_mean: np.ndarray, obs_std: np.ndarray, act_mean: np.ndarray,
-                          act_std: np.ndarray, preserve_function: bool) -> None:
-        """Replace the normalisation statistics.
+                          act_std: np.ndarray) -> None:
+        """Replace the normalisation statistics; the weights are kept as they are (so μ^π changes with them).
 
-        With ``preserve_function`` the first and last layers are rescaled so that μ^π(o) is unchanged (used
-        when warm-starting on data whose statistics moved); otherwise the weights are kept as they are.
+        Not rescaling the first and last layers to keep μ^π is deliberate (:func:`gpsx.policy_training.train_policy`,
+        warm starts): that rescaling multiplies the first layer by new/old input scale, which grows without bound on
+        tasks whose first iterations barely move.
         """
         for name, std in (("obs_std", obs_std), ("act_std", act_std)):
             if not np.all(np.asarray(std) > 0):
                 raise GPSXError("normalisation scales must be positive", array=name)
-        if preserve_function:
-            W0, b0 = self.weights[0], self.biases[0]
-            b0 += ((obs_mean - self.obs_mean) / self.obs_std) @ W0
-            W0 *= (obs_std / self.obs_std)[:, None]
-            Wl, bl = self.weights[-1], self.biases[-1]
-            bl[...] = (bl * self.act_std + self.act_mean - act_mean) / act_std
-            Wl *= (self.act_std / act_std)[None, :]
         self.obs_mean, self.obs_std = np.array(obs_mean, float), np.array(obs_std, float)
         self.act_mean, self.act_std = np.array(act_mean, float), np.array(act_std, float)
         self.fitted = True
@@ -248,6 +242,6 @@ class GaussianMLPPolicy:
         policy.set_params(d["theta"])
         stats = [v.array(d[k], k, (n,), time_axis=False)
                  for k, n in (("obs_mean", dX), ("obs_std", dX), ("act_mean", dU), ("act_std", dU))]
-        policy.set_normalization(*stats, preserve_function=False)
+        policy.set_normalization(*stats)
         policy.fitted = bool(d["fitted"])
         return policy

@@ -42,7 +42,7 @@ class PolicyTrainResult:
     """Outcome of one :func:`train_policy` call.
 
     ``objective``/``initial_objective``: the seed's L(θ) (without weight decay) after/before the L-BFGS run
-    (before = warm-start weights with the new normalisation and the closed-form σ). ``converged``: L-BFGS met
+    (before = the starting weights under the new normalisation, with the closed-form σ). ``converged``: L-BFGS met
     its tolerance before ``max_iterations``.
     """
 
@@ -187,8 +187,12 @@ def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, 
     iterations' states: that is the seed's relabelling); target_precision (T, dU, dU) or (N, T, dU, dU) = C_t⁻¹;
     weights λ (T,) or (N, T), >= 0 (samples with weight 0 are ignored entirely, normalisation included).
 
-    ``seed=None`` warm-starts from the current weights (the normalisation is updated to the new data and the
-    first/last layers rescaled so μ^π is unchanged); an int redraws the weights from that seed (cold start).
+    ``seed=None`` warm-starts from the current weights; an int redraws them from that seed (cold start). Either
+    way the normalisation is set to the new data's statistics and the weights are kept as they are, so a warm
+    start keeps the network's shape in normalised units rather than μ^π itself. Keeping μ^π would mean scaling
+    the first layer by new/old input scale. On the octopus, whose first iteration barely moves the arm, that
+    factor reached 10–100: the softplus units saturated and L-BFGS stalled at the start point. The action error
+    stayed at 0.45, where a fresh network reached 0.06 (docs/results.md, issue 6).
     The first call on a fresh policy uses its constructor's seeded weights. log σ is set to its closed form
     (or to log ``fixed_std`` on every action dimension, when given: the mean's fit does not depend on it);
     L-BFGS-B runs at most ``max_iterations`` iterations with tolerances ``ftol``/``gtol`` on F/S.
@@ -200,7 +204,7 @@ def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, 
     if seed is not None:
         policy.initialize(seed)
     (om, osd), (am, asd) = _robust_std(batch.obs), _robust_std(batch.target)
-    policy.set_normalization(om, osd, am, asd, preserve_function=policy.fitted)
+    policy.set_normalization(om, osd, am, asd)
     policy.log_std[...] = 0.5 * np.log(batch.W / batch.D) if fixed_std is None else np.log(fixed_std)
     obs_n = policy.normalize_obs(batch.obs)
     theta = policy.get_params()
