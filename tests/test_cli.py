@@ -145,6 +145,18 @@ def test_eval_of_a_guided_run_evaluates_the_policy_on_held_out_conditions(guided
     assert saved["results"][3]["cost"] == pytest.approx(task.cost(X, U, 5).sum())
 
 
+def test_eval_best_evaluates_the_best_policy_of_the_run(guided_run, finished_run, capsys):
+    assert main(["eval", str(guided_run), "--samples", "1", "--best"]) == 0
+    assert "the best policy: after iteration" in capsys.readouterr().out
+    saved = json.loads((guided_run / "eval.json").read_text())
+    reports = RunDir(guided_run).metrics()
+    best = max(range(len(reports)), key=lambda i: (sum(reports[i].policy_success), -sum(reports[i].policy_cost), -i))
+    assert (saved["evaluated"], saved["policy_iteration"]) == ("best policy", best)
+    assert [r["cost"] for r in saved["results"][:2]] == pytest.approx(list(reports[best].policy_cost))
+    assert main(["eval", str(finished_run), "--best"]) == 1
+    assert "--best needs one" in capsys.readouterr().err
+
+
 def test_eval_of_a_no_policy_run_reports_training_conditions_only(finished_run, capsys):
     assert main(["eval", str(finished_run), "--samples", "3"]) == 0
     out = capsys.readouterr().out

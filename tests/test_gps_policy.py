@@ -354,6 +354,34 @@ def test_reported_policy_cost_is_a_noise_free_rollout_of_the_policy(peg2d):
     assert [o.cost for o in policy_outcomes(peg2d, algo.policy, (3,))] == [reports[-1].policy_cost[1]]
 
 
+# --- the best policy -----------------------------------------------------------------------------------------
+def test_best_policy_is_chosen_on_trained_successes_then_cost(peg2d):
+    guide = guided.Guide(peg2d, (0, 3), GuidedConfig(hidden_sizes=(4,)), seed=0)
+    outcome = guided.PolicyOutcome
+    seen = []
+    for iteration, trained in enumerate([
+            [outcome(0, 10.0, False), outcome(3, 20.0, False)],
+            [outcome(0, 50.0, True), outcome(3, 60.0, False)],          # more successes beat a lower cost
+            [outcome(0, 40.0, True), outcome(3, float("nan"), False)],  # a diverged rollout costs infinity
+            [outcome(0, 30.0, True), outcome(3, 20.0, False)],          # as many successes, lower cost
+            [outcome(0, 30.0, True), outcome(3, 21.0, False)]]):
+        guide.policy.set_params(guide.policy.get_params() + 1.0)   # a different policy every iteration
+        seen.append(guide.policy.get_params())
+        guide.consider(iteration, trained)
+        assert guide.best.iteration == [0, 1, 1, 3, 3][iteration]
+    assert (guide.best.successes, guide.best.cost) == (1, 50.0)
+    assert np.array_equal(guide.best.policy.get_params(), seen[3])   # a copy, not the live policy
+
+
+def test_best_policy_of_a_run_is_its_best_reported_iteration(peg2d):
+    algo, reports = run(peg2d, small_config(), 4)
+    scores = [(sum(r.policy_success), -sum(r.policy_cost)) for r in reports]
+    best = algo.best_policy
+    assert best.iteration == max(range(len(reports)), key=lambda i: (scores[i], -i))   # the first of equals
+    X, U = peg2d.rollout(ObservedPolicy(best.policy, peg2d, 3), 3, n=1, noise=False)
+    assert peg2d.cost(X, U, 3).sum() == pytest.approx(reports[best.iteration].policy_cost[1])
+
+
 # --- checkpoints ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("g", [{"method": "dual"}, {"method": "mirror"}, {"warmup_iterations": 2}])
 def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_path, g):
@@ -374,6 +402,7 @@ def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_
     meta_b, arr_b = checkpoint.read(_saved(resumed, tmp_path / "b.npz"))
     assert meta_a == meta_b and arr_a.keys() == arr_b.keys()
     assert any(k.startswith("policy.") for k in arr_a) and any(".buffer." in k for k in arr_a)
+    assert any(k.startswith("best.") for k in arr_a) and meta_a["guided"]["best"] is not None
     for name in arr_a:
         assert np.array_equal(arr_a[name], arr_b[name]), name
     obs = peg2d.observe(np.zeros((1, peg2d.dX)), 0)

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--samples", type=int, default=10, help="noisy rollouts per condition (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the exploration noise (default 0)")
+    p.add_argument("--best", action="store_true",
+                   help="evaluate the best policy of the run (most successes on the trained conditions, then "
+                        "lowest cost) instead of the final one")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("plot", parents=[common],
@@ -209,13 +212,23 @@ def _eval(args: argparse.Namespace) -> int:
     run = RunDir(args.run_dir)
     algo = run.load()
     if algo.policy is None:
-        results = _eval_controllers(algo, args)
+        if args.best:
+            raise GPSXError(f"{run.path} has no policy (--no-policy run): --best needs one")
+        results, evaluated = _eval_controllers(algo, args), {"evaluated": "controllers"}
+    elif args.best:
+        best = algo.best_policy
+        if best is None:
+            raise GPSXError(f"{run.path}: no iteration has finished yet, so there is no best policy")
+        print(f"the best policy: after iteration {best.iteration} (successes on {best.successes}/"
+              f"{len(algo.conditions)} trained conditions, total cost {best.cost:.4g}; chosen on those only)")
+        results = _eval_policy(algo, best.policy, args)
+        evaluated = {"evaluated": "best policy", "policy_iteration": best.iteration}
     else:
-        results = _eval_policy(algo, args)
+        results = _eval_policy(algo, algo.policy, args)
+        evaluated = {"evaluated": "policy", "policy_iteration": algo.iteration - 1}
     (run.path / "eval.json").write_text(json.dumps(
         {"iteration": algo.iteration, "samples_used": algo.samples_used, "samples": args.samples,
-         "seed": args.seed, "evaluated": "controllers" if algo.policy is None else "policy",
-         "results": [vars(r) for r in results]}, indent=2) + "\n")
+         "seed": args.seed, **evaluated, "results": [vars(r) for r in results]}, indent=2) + "\n")
     return 0
 
 
@@ -234,15 +247,15 @@ def _eval_controllers(algo, args: argparse.Namespace) -> list:
     return results
 
 
-def _eval_policy(algo, args: argparse.Namespace) -> list:
-    """The neural-network policy on the trained and on the held-out test conditions."""
+def _eval_policy(algo, policy, args: argparse.Namespace) -> list:
+    """A neural-network policy of the run on the trained and on the held-out test conditions."""
     from .evaluation import evaluate_policy
 
     task = algo.task
     print(f"{task.name} after {algo.iteration} iterations ({algo.samples_used} samples), the policy:")
     results = []
     for label, conds in (("trained", algo.conditions), ("held-out test", task.test_conditions)):
-        part = [evaluate_policy(task, algo.policy, c, args.samples, args.seed) for c in conds]
+        part = [evaluate_policy(task, policy, c, args.samples, args.seed) for c in conds]
         if part:
             print(f"{label} conditions:")
             print(_results_table(part, args.samples))

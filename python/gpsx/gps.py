@@ -53,7 +53,7 @@ from .containers import LinearGaussianController, LinearGaussianDynamics, Quadra
 from .cost_expansion import quadratic_cost
 from .dynamics import DynamicsPrior, fit_dynamics
 from .errors import CheckpointError, NotPositiveDefiniteError
-from .guided import Guide, PolicyOutcome, adapt_step_gps, adapt_step_mirror, policy_outcomes
+from .guided import BestPolicy, Guide, PolicyOutcome, adapt_step_gps, adapt_step_mirror, policy_outcomes
 from .lqr import optimize_trajectory, policy_kl
 from .sampling import Rollouts
 from .step_size import StepUpdate, adapt_step
@@ -236,6 +236,13 @@ class GPS:
         return None if self.guide is None else self.guide.policy
 
     @property
+    def best_policy(self) -> BestPolicy | None:
+        """The policy after the iteration whose noise-free rollouts succeeded on the most trained conditions (ties:
+        the lowest total cost), chosen on trained conditions only (:meth:`gpsx.guided.Guide.consider`); None in
+        trajectory-only mode or before the first iteration."""
+        return None if self.guide is None else self.guide.best
+
+    @property
     def controllers(self) -> dict[int, LinearGaussianController]:
         """The current controller of every trained condition (what the next iteration samples)."""
         return {s.index: s.controller for s in self._states}
@@ -358,6 +365,7 @@ class GPS:
         with _timed(timings, "evaluation"):
             train = policy_outcomes(self.task, guide.policy, self.conditions)
             test = policy_outcomes(self.task, guide.policy, self.task.test_conditions)
+            guide.consider(self.iteration, train)
         extra.update(
             policy_cost=_costs(train), policy_success=_successes(train),
             test_conditions=tuple(self.task.test_conditions), test_policy_cost=_costs(test),

@@ -34,11 +34,17 @@ getting better. Below the target the constraint holds, so α is left alone there
 exactly when the policy matches well). α never decreases, so below the target λ_t falls by at most
 α · kl_target per iteration.
 
+:meth:`Guide.consider` keeps a copy of the best policy so far (:class:`BestPolicy`): the one whose noise-free
+rollouts succeed on the most *trained* conditions, ties broken by the lower total cost. Held-out conditions
+never enter the choice. The policy fluctuates from iteration to iteration, because every iteration's 50
+warm-started L-BFGS iterations chase moving targets; this copy is what ``gpsx eval --best`` evaluates.
+
 The policy observes ``task.observe(x, condition)``: the state plus the condition's goal point when it has
 one (:meth:`gpsx.tasks.base.Task.observe`); :class:`ObservedPolicy` adapts it to the sampler.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -54,7 +60,7 @@ from .policy import GaussianMLPPolicy
 from .policy_training import PolicyTrainResult, train_policy
 from .step_size import StepUpdate, laplace_cost, step_from_estimates
 
-__all__ = ["Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "update_lambda", "adapt_rate",
+__all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "update_lambda", "adapt_rate",
            "adapt_step_gps", "adapt_step_mirror"]
 
 
@@ -75,6 +81,20 @@ class PolicyOutcome:
     condition: int
     cost: float
     success: bool
+
+
+@dataclass(frozen=True)
+class BestPolicy:
+    """A copy of the policy after ``iteration``, with its trained-condition successes and total cost then."""
+
+    iteration: int
+    successes: int
+    cost: float
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def policy(self) -> GaussianMLPPolicy:
+        return GaussianMLPPolicy.from_arrays(self.arrays)
 
 
 def policy_outcomes(task, policy: GaussianMLPPolicy, conditions: Sequence[int]) -> list[PolicyOutcome]:
@@ -151,6 +171,15 @@ class Guide:
         self.rate = {c: config.lambda_rate for c in self.conditions}
         self.last_kl: dict[int, float | None] = {c: None for c in self.conditions}
         self.buffer: dict[int, list[np.ndarray]] = {c: [] for c in self.conditions}
+        self.best: BestPolicy | None = None
+
+    def consider(self, iteration: int, trained: Sequence[PolicyOutcome]) -> None:
+        """Keep the current policy as :attr:`best` if its rollouts on the trained conditions succeed more often
+        than the best's, or as often at a lower total cost (a diverged rollout costs ∞)."""
+        successes = sum(o.success for o in trained)
+        cost = sum(o.cost if math.isfinite(o.cost) else math.inf for o in trained)
+        if self.best is None or (successes, -cost) > (self.best.successes, -self.best.cost):
+            self.best = BestPolicy(iteration, successes, cost, self.policy.to_arrays())
 
     def remember(self, states: Sequence[np.ndarray]) -> None:
         """Add this iteration's states X (N, T, dX) per condition; keep the last ``buffer_iterations``."""
@@ -213,11 +242,16 @@ class Guide:
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(meta, arrays) for a checkpoint: policy, prior, λ, α, last mean KL and buffer."""
+        """(meta, arrays) for a checkpoint: policy, best policy, prior, λ, α, last mean KL and buffer."""
+        best = self.best
         meta = {"rate": [self.rate[c] for c in self.conditions],
                 "last_kl": [self.last_kl[c] for c in self.conditions],
-                "buffered": [len(self.buffer[c]) for c in self.conditions]}
+                "buffered": [len(self.buffer[c]) for c in self.conditions],
+                "best": None if best is None else {"iteration": best.iteration, "successes": best.successes,
+                                                   "cost": best.cost}}
         arrays = {f"policy.{k}": v for k, v in self.policy.to_arrays().items()}
+        if best is not None:
+            arrays.update({f"best.{k}": v for k, v in best.arrays.items()})
         arrays.update({f"pprior.{k}": v for k, v in self.prior.state_arrays().items()})
         for c in self.conditions:
             arrays[f"c{c}.lambda"] = self.lam[c]
@@ -231,6 +265,9 @@ class Guide:
             raise CheckpointError(f"policy has (dO, dU) = {(policy.dX, policy.dU)}, the task needs "
                                   f"{(self.policy.dX, self.policy.dU)}")
         self.policy = policy
+        best = meta.get("best")  # absent in checkpoints written before the best policy was kept
+        self.best = None if best is None else BestPolicy(int(best["iteration"]), int(best["successes"]),
+                                                         float(best["cost"]), _group(arrays, "best."))
         self.prior.load_state(_group(arrays, "pprior."))
         for i, c in enumerate(self.conditions):
             self.rate[c] = float(meta["rate"][i])
