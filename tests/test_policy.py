@@ -360,6 +360,7 @@ def test_warm_start_still_trains_after_the_states_spread_out():
     objective = {}
     for name, pol in (("warm", warm), ("fresh", GaussianMLPPolicy(4, dU, seed=1))):
         objective[name] = train_policy(pol, wide, target(wide), prec, np.ones(T), max_iterations=200).objective
-    covariance_part = 0.5 * dU * wide.shape[0] * T  # ½ Σ_j (σ_j² D_j − W log σ_j²) at σ² = W/D = 1 (P = I, λ = 1)
-    excess = {name: value - covariance_part for name, value in objective.items()}  # the least-squares part
+    # L's covariance part ½ Σ_j (σ_j² D_j − W log σ_j²) at σ² = W/D = 1 (P = I, λ = 1); the rest is least squares
+    covariance_part = 0.5 * dU * wide.shape[0] * T
+    excess = {name: value - covariance_part for name, value in objective.items()}
     assert excess["warm"] < 2.0 * excess["fresh"] + 1e-3, objective

@@ -60,8 +60,8 @@ from .policy import GaussianMLPPolicy
 from .policy_training import PolicyTrainResult, train_policy
 from .step_size import StepUpdate, laplace_cost, step_from_estimates
 
-__all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "update_lambda", "adapt_rate",
-           "adapt_step_gps", "adapt_step_mirror"]
+__all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "update_lambda",
+           "adapt_rate", "adapt_step_gps", "adapt_step_mirror"]
 
 
 class ObservedPolicy:
@@ -94,6 +94,7 @@ class BestPolicy:
 
     @property
     def policy(self) -> GaussianMLPPolicy:
+        """A fresh policy rebuilt from the copy (changing it leaves the copy alone)."""
         return GaussianMLPPolicy.from_arrays(self.arrays)
 
 
