@@ -90,7 +90,7 @@ class GaussianMLPPolicy:
             off += a * b + b
         self.obs_mean, self.obs_std = np.zeros(self.dX), np.ones(self.dX)
         self.act_mean, self.act_std = np.zeros(self.dU), np.ones(self.dU)
-        #: True once the normalisation has been set from data (train_policy then warm-starts).
+        #: True once the normalisation has been set from data (a trained policy, or one loaded from a checkpoint).
         self.fitted = False
         self.initialize(seed, init_std)
 
