@@ -14,6 +14,7 @@ from gpsx.errors import ConvergenceWarning
 from gpsx.gps import GPS, POLICY_PHASES
 from gpsx.guided import ObservedPolicy, adapt_rate, adapt_step_mirror, policy_outcomes, update_lambda
 from gpsx.lqr import trajectory_kl
+from reports import best_reported_iteration
 
 T_SHORT = 40
 
@@ -375,9 +376,8 @@ def test_best_policy_is_chosen_on_trained_successes_then_cost(peg2d):
 
 def test_best_policy_of_a_run_is_its_best_reported_iteration(peg2d):
     algo, reports = run(peg2d, small_config(), 4)
-    scores = [(sum(r.policy_success), -sum(r.policy_cost)) for r in reports]
     best = algo.best_policy
-    assert best.iteration == max(range(len(reports)), key=lambda i: (scores[i], -i))   # the first of equals
+    assert best.iteration == best_reported_iteration(reports)
     X, U = peg2d.rollout(ObservedPolicy(best.policy, peg2d, 3), 3, n=1, noise=False)
     assert peg2d.cost(X, U, 3).sum() == pytest.approx(reports[best.iteration].policy_cost[1])
 
