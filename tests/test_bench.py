@@ -28,3 +28,17 @@ def test_bench_table_and_anchor(capsys, compiled):
 def test_bench_rejects_unknown_case():
     with pytest.raises(SystemExit):
         bench.main(["--cases", "nope"])
+
+
+def test_bench_policy_json(capsys, compiled):
+    assert bench.main(["--policy", "--cases", "octopus", "--rounds", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["case"], result["pairs"], result["dO"], result["dU"]) == ("octopus", *bench.POLICY_SIZES["octopus"])
+    assert set(result["ops"]) == set(bench.POLICY_OPS)
+    for op in result["ops"].values():
+        assert op["compiled_ms"] > 0 and op["numpy_ms"] > 0 and op["ratio"] > 0 and op["rounds"] == 2
+
+
+def test_bench_policy_rejects_dp_case():
+    with pytest.raises(SystemExit):
+        bench.main(["--policy", "--cases", "sweep_dX8"])

@@ -1,5 +1,9 @@
 """``gpsx bench``: microbenchmarks of the DP kernels, compiled core against its numpy twin.
 
+``--policy`` benchmarks the policy's training instead: one evaluation of the L-BFGS objective and its gradient
+(what each of the ~60 evaluations per GPS iteration costs) and the softplus kernel inside it, on a batch the size
+of one iteration's training set for a task.
+
 For each problem size it times the backward pass (λ = 0), the forward pass, the trajectory KL and the
 full η search (``optimize_trajectory``) with both backends, interleaved round by round in one process, and
 reports medians and the median of the per-round ratios (paired ratios resist machine-load noise). In each
@@ -20,12 +24,18 @@ import numpy as np
 
 from . import _backend, reference
 from .lqr import _relative_to_prev, optimize_trajectory
+from .policy import GaussianMLPPolicy
+from .policy_training import _evaluate, _prepare
 from .synthetic import BENCH_SIZES, random_problem
 
 #: Backward pass of the straightforward Cython + BLAS sequence (one call per op), ms, measured on this kind
 #: of machine (notes/perf-anchors.md §9). Targets: at or below these.
 ANCHOR_BACKWARD_MS = {"pr2": 1.65, "swimmer": 1.40, "walker": 3.3, "peg3d": 3.3, "octopus": 15.7}
 OPS = ("backward", "forward", "kl", "optimize")
+#: One GPS iteration's policy training set, (pairs, dO, dU): 4 conditions × 5 samples × 3 buffered iterations × T.
+POLICY_SIZES = {"peg2d": (48_000, 9, 2), "peg3d": (48_000, 15, 6), "octopus": (6_000, 52, 18),
+                "swimmer": (24_000, 10, 2), "walker": (30_000, 18, 6)}
+POLICY_OPS = ("objective", "softplus")
 
 
 def _timer(fn: Callable[[], object]) -> float:
@@ -103,6 +113,58 @@ def bench_case(name: str, T: int, dX: int, dU: int, rounds: int, budget_s: float
     return result
 
 
+def _paired(fast: Callable[[], object], slow: Callable[[], object], rounds: int) -> dict:
+    """Interleaved timings of two closures: medians and the median paired ratio slow/fast."""
+    fast(), slow()                                 # warm-up (imports, first-touch)
+    t_fast, t_slow = [], []
+    for i in range(rounds):
+        if i % 2 == 0:
+            t_fast.append(_timer(fast))
+            t_slow.append(_timer(slow))
+        else:
+            t_slow.append(_timer(slow))
+            t_fast.append(_timer(fast))
+    return {"compiled_ms": 1e3 * statistics.median(t_fast), "numpy_ms": 1e3 * statistics.median(t_slow),
+            "ratio": statistics.median(s / f for s, f in zip(t_slow, t_fast)), "rounds": rounds}
+
+
+def bench_policy(name: str, pairs: int, dO: int, dU: int, rounds: int) -> dict:
+    """The policy's training objective with its gradient (default network) and the softplus of its first layer,
+    compiled softplus against the numpy twin, on random data of one training set's size."""
+    rng = np.random.default_rng(0)
+    policy = GaussianMLPPolicy(dO, dU, seed=0)
+    A = rng.standard_normal((pairs, dU, dU))
+    batch = _prepare(policy, rng.standard_normal((pairs, 1, dO)), rng.standard_normal((pairs, 1, dU)),
+                     (A @ np.swapaxes(A, 1, 2) + np.eye(dU))[:, None], np.ones((pairs, 1)))
+    theta = policy.get_params()
+    z = batch.obs @ policy.weights[0]
+    bias = policy.biases[0]
+    act, slope = np.empty_like(z), np.empty_like(z)
+
+    def objective(backend: str):
+        def run():
+            with _backend.use(backend):
+                _evaluate(policy, batch, batch.obs, theta, 0.0)
+        return run
+
+    import gps_core
+
+    ops = {"objective": _paired(objective("compiled"), objective("numpy"), rounds),
+           "softplus": _paired(lambda: gps_core.softplus(z, bias, act, slope),
+                               lambda: reference.softplus(z, bias, act, slope), rounds)}
+    return {"case": name, "pairs": pairs, "dO": dO, "dU": dU, "hidden": list(policy.hidden_sizes), "ops": ops}
+
+
+def _print_policy_table(results: list[dict], out) -> None:
+    print(f"{'case':10s} {'pairs':>7s} {'dO':>3s} {'dU':>3s}  "
+          + "  ".join(f"{op + ': compiled/numpy ms (x)':>34s}" for op in POLICY_OPS), file=out)
+    for r in results:
+        row = [f"{r['ops'][op]['compiled_ms']:9.2f} / {r['ops'][op]['numpy_ms']:8.2f} ({r['ops'][op]['ratio']:5.2f}x)"
+               for op in POLICY_OPS]
+        print(f"{r['case']:10s} {r['pairs']:7d} {r['dO']:3d} {r['dU']:3d}  " + "  ".join(c.rjust(34) for c in row),
+              file=out)
+
+
 def _print_table(results: list[dict], out) -> None:
     """One row per case: compiled ms / numpy ms (paired ratio) for each op, and backward vs its anchor."""
     cells = {op: f"{op}: compiled/numpy ms (x)" for op in OPS}
@@ -121,26 +183,38 @@ def _print_table(results: list[dict], out) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpsx bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default=",".join(BENCH_SIZES),
-                        help=f"comma-separated subset of {', '.join(BENCH_SIZES)}")
+    parser.add_argument("--cases", default=None,
+                        help=f"comma-separated subset of {', '.join(BENCH_SIZES)} (with --policy: of "
+                             f"{', '.join(POLICY_SIZES)}); default all")
+    parser.add_argument("--policy", action="store_true",
+                        help="benchmark the policy's training objective instead of the DP kernels")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per op (default 15)")
     parser.add_argument("--budget", type=float, default=3.0,
                         help="seconds of numpy time per op and case before stopping early (default 3)")
     parser.add_argument("--json", action="store_true", help="one JSON object per case instead of a table")
     args = parser.parse_args(argv)
-    unknown = [c for c in args.cases.split(",") if c not in BENCH_SIZES]
+    sizes = POLICY_SIZES if args.policy else BENCH_SIZES
+    cases = list(sizes) if args.cases is None else args.cases.split(",")
+    unknown = [c for c in cases if c not in sizes]
     if unknown:
-        parser.error(f"unknown case(s) {unknown}; choose from {list(BENCH_SIZES)}")
+        parser.error(f"unknown case(s) {unknown}; choose from {list(sizes)}")
     from threadpoolctl import threadpool_limits
 
     results = []
     with threadpool_limits(1):
-        for name in args.cases.split(","):
-            r = bench_case(name, *BENCH_SIZES[name], rounds=args.rounds, budget_s=args.budget)
+        for name in cases:
+            if args.policy:
+                r = bench_policy(name, *sizes[name], rounds=args.rounds)
+            else:
+                r = bench_case(name, *sizes[name], rounds=args.rounds, budget_s=args.budget)
             results.append(r)
             if args.json:
                 print(json.dumps(r), flush=True)
-    if not args.json:
+    if args.policy and not args.json:
+        print("gpsx bench --policy: one evaluation of the training objective and gradient, and the first layer's "
+              "softplus, compiled softplus vs numpy twin, median ms (median paired ratio)")
+        _print_policy_table(results, sys.stdout)
+    elif not args.json:
         print("gpsx bench: compiled core vs numpy twin, median ms (median paired ratio); "
               "anchor = Cython+BLAS sequence of notes/perf-anchors.md (compiled/anchor)")
         _print_table(results, sys.stdout)

@@ -18,9 +18,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.special import expit
 
-from . import _validate as v
+from . import _backend, _validate as v
 from .errors import CheckpointError, GPSXError, ShapeError
 
 __all__ = ["GaussianMLPPolicy", "ACTIVATIONS"]
@@ -28,26 +27,27 @@ __all__ = ["GaussianMLPPolicy", "ACTIVATIONS"]
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _softplus(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log(1 + e^z) and its derivative σ(z) from one expit and one log (log1p/logaddexp are ~2× slower):
-    softplus(z) = max(z, 0) − log σ(|z|), and σ(|z|) is σ(z) or 1 − σ(z) (exact to ~1e-16 absolute)."""
-    s = expit(z)
-    a = np.maximum(s, 1.0 - s)  # σ(|z|)
-    np.log(a, out=a)
-    np.subtract(np.maximum(z, 0.0), a, out=a)
+def _softplus(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """softplus(y) = log(1 + e^y) and its derivative σ(y) at y = z + b, by the kernel in force: ``gps_core``
+    computes both in one vectorised pass (numpy's float64 exp and log are scalar on CPUs without AVX-512);
+    the numpy twin is ``gpsx.reference.softplus``."""
+    a, s = np.empty_like(z), np.empty_like(z)
+    _backend.kernels().softplus(z, b, a, s)
     return a, s
 
 
-def _tanh(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.tanh(z)
+def _tanh(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.tanh(z + b)
     return a, 1.0 - a * a
 
 
-def _relu(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _relu(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    z = z + b
     return np.maximum(z, 0.0), (z > 0.0).astype(z.dtype)
 
 
-#: name -> z ↦ (g(z), g'(z)); g' is cached by the forward pass for backprop and the Jacobian.
+#: name -> (z, b) ↦ (g(z + b), g'(z + b)) for pre-activations z and the layer's bias b; g' is cached by the
+#: forward pass for backprop and the Jacobian.
 ACTIVATIONS = {"softplus": _softplus, "tanh": _tanh, "relu": _relu}
 
 
@@ -142,9 +142,7 @@ class GaussianMLPPolicy:
         Ws, bs = (self.weights, self.biases) if theta is None else self.unpack(theta)[:2]
         h, cache = obs_n, []
         for W, b in zip(Ws[:-1], bs[:-1]):
-            z = h @ W
-            z += b
-            h, dh = self._g(z)
+            h, dh = self._g(h @ W, b)
             cache.append((h, dh))
         y = h @ Ws[-1]
         y += bs[-1]
