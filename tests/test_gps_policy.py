@@ -147,6 +147,24 @@ def test_policy_std_fixes_the_policy_covariance_in_training(peg2d):
     np.testing.assert_allclose(algo.policy.covariance(), 9.0 * np.eye(peg2d.dU))
 
 
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_cold_start_fits_from_the_run_s_initial_weights_every_iteration(peg2d, warm_start):
+    """With ``warm_start`` False a fit on some data gives the same policy whatever was fitted before it (every fit
+    starts from the run's seeded weights); a warm start continues from the previous fit."""
+    ctrl = peg2d.initial_controller(0)
+    data, other = (peg2d.rollout(ctrl, 0, n=2, seed=s)[0] for s in (0, 1))
+    cfg = GuidedConfig(hidden_sizes=(6,), train_iterations=5, warm_start=warm_start)
+    fresh, used = (guided.Guide(peg2d, (0,), cfg, seed=3) for _ in range(2))
+    used.buffer[0] = [other]
+    used.train([ctrl])
+    for guide in (fresh, used):
+        guide.buffer[0] = [data]
+        guide.train([ctrl])
+    assert np.array_equal(fresh.policy.get_params(), used.policy.get_params()) == (not warm_start)
+    with pytest.raises(TypeError, match="warm_start"):
+        GuidedConfig(warm_start="no")
+
+
 def test_guided_config_is_typed():
     c = GPSConfig()
     assert c.policy is True and c.guided == GuidedConfig()

@@ -101,7 +101,12 @@ class GuidedConfig(_FromDict):
     """Settings of the policy half of guided policy search (DESIGN §4 "λ_t" and "Policy"; :mod:`gpsx.guided`).
 
     hidden_sizes, activation, init_std: the Gaussian MLP policy (:class:`gpsx.policy.GaussianMLPPolicy`).
-    train_iterations: L-BFGS iterations per GPS iteration (each call warm-starts from the previous weights).
+    train_iterations: L-BFGS iterations per GPS iteration.
+    warm_start: True (default): each iteration's fit starts from the previous iteration's weights. False: from
+        the same seeded initial weights every iteration (a cold start; give it more ``train_iterations``). On
+        the octopus the warm-started weights grew to ~100 as the arm's states spread out over the run (the
+        first iterations barely move it); that network no longer fits (objective 3.9e3 after 500 more
+        L-BFGS iterations, against 3.1e3 for a fresh one on the same data, docs/results.md).
     weight_decay: dimensionless weight decay of :func:`gpsx.policy_training.train_policy`.
     buffer_iterations: the policy trains on the states of this many most recent iterations per condition
         (this one included), all relabelled with the current controllers' actions (Appendix A).
@@ -153,6 +158,7 @@ class GuidedConfig(_FromDict):
     activation: str = "softplus"
     init_std: float = 1.0
     train_iterations: int = 50
+    warm_start: bool = True
     weight_decay: float = 0.0
     buffer_iterations: int = 3
     initial_lambda: float = 0.01
@@ -181,6 +187,8 @@ class GuidedConfig(_FromDict):
         for name in ("init_std", "initial_lambda", "lambda_rate", "lambda_rate_max"):
             _positive(name, getattr(self, name))
         _int("train_iterations", self.train_iterations, 1)
+        if not isinstance(self.warm_start, bool):
+            raise TypeError(f"warm_start must be true or false, got {self.warm_start!r}")
         _int("buffer_iterations", self.buffer_iterations, 1)
         _int("warmup_iterations", self.warmup_iterations, 0)
         _positive("weight_decay", self.weight_decay, allow_zero=True)

@@ -7,7 +7,8 @@ relabelling buffer. Per iteration, after sampling from the controllers and fitti
 
 1. :meth:`Guide.remember` adds this iteration's states to the buffer (the last ``buffer_iterations``
    iterations per condition are kept);
-2. :meth:`Guide.train` fits the policy (warm start, ``train_iterations`` L-BFGS iterations) to the seed's
+2. :meth:`Guide.train` fits the policy (``train_iterations`` L-BFGS iterations from the previous weights, or with
+   ``warm_start`` False from the run's seeded initial weights) to the seed's
    objective on every buffered state, each relabelled with the action of its condition's *current*
    controller (the one this iteration sampled: "sample from the new p, then train the policy on those
    samples", Appendix A): targets K_t x + k_t, precisions C_t⁻¹, weights λ_t;
@@ -162,7 +163,7 @@ class Guide:
     """The policy, its linearisation prior, λ_t and α per condition and the relabelling buffer (module doc)."""
 
     def __init__(self, task, conditions: Sequence[int], config: GuidedConfig, seed: int):
-        self.task, self.conditions, self.config = task, tuple(conditions), config
+        self.task, self.conditions, self.config, self.seed = task, tuple(conditions), config, seed
         self.policy = GaussianMLPPolicy(task.dO, task.dU, config.hidden_sizes, config.activation,
                                         config.init_std, seed=seed)
         p = config.policy_prior
@@ -206,6 +207,7 @@ class Guide:
             weights.append(np.broadcast_to(self.lam[c], (len(X), self.task.T)))
         return train_policy(self.policy, np.concatenate(obs), np.concatenate(target), np.concatenate(precision),
                             np.concatenate(weights), max_iterations=self.config.train_iterations,
+                            seed=None if self.config.warm_start else self.seed,
                             weight_decay=self.config.weight_decay, fixed_std=self.config.policy_std)
 
     def _policy_means(self, X: np.ndarray, condition: int) -> np.ndarray:
