@@ -27,27 +27,28 @@ __all__ = ["GaussianMLPPolicy", "ACTIVATIONS"]
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _softplus(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """softplus(y) = log(1 + e^y) and its derivative σ(y) at y = z + b, by the kernel in force: ``gps_core``
+def _softplus(z: np.ndarray, b: np.ndarray, a: np.ndarray, s: np.ndarray) -> None:
+    """a = softplus(y) = log(1 + e^y) and s = its derivative σ(y) at y = z + b, by the kernel in force: ``gps_core``
     computes both in one vectorised pass (numpy's float64 exp and log are scalar on CPUs without AVX-512);
     the numpy twin is ``gpsx.reference.softplus``."""
-    a, s = np.empty_like(z), np.empty_like(z)
     _backend.kernels().softplus(z, b, a, s)
-    return a, s
 
 
-def _tanh(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.tanh(z + b)
-    return a, 1.0 - a * a
+def _tanh(z: np.ndarray, b: np.ndarray, a: np.ndarray, s: np.ndarray) -> None:
+    np.add(z, b, out=a)
+    np.tanh(a, out=a)
+    np.multiply(a, a, out=s)
+    np.subtract(1.0, s, out=s)
 
 
-def _relu(z: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    z = z + b
-    return np.maximum(z, 0.0), (z > 0.0).astype(z.dtype)
+def _relu(z: np.ndarray, b: np.ndarray, a: np.ndarray, s: np.ndarray) -> None:
+    np.add(z, b, out=a)
+    np.greater(a, 0.0, out=s)
+    np.maximum(a, 0.0, out=a)
 
 
-#: name -> (z, b) ↦ (g(z + b), g'(z + b)) for pre-activations z and the layer's bias b; g' is cached by the
-#: forward pass for backprop and the Jacobian.
+#: name -> (z, b, a, s): a = g(z + b) and s = g'(z + b) for pre-activations z and the layer's bias b, written into
+#: a and s; s is kept by the forward pass for backprop and the Jacobian.
 ACTIVATIONS = {"softplus": _softplus, "tanh": _tanh, "relu": _relu}
 
 
@@ -134,16 +135,27 @@ class GaussianMLPPolicy:
         self.fitted = True
 
     # ----------------------------------------------------------------------------------------- evaluation
-    def _forward(self, obs_n: np.ndarray, theta: np.ndarray | None = None):
+    def layer_buffers(self, n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per hidden layer, (pre-activation, activation, derivative) arrays for ``n`` inputs, each (n, width):
+        what :meth:`_forward` writes into. The training loop allocates them once and reuses them in every
+        objective evaluation (fresh ~15 MB arrays per layer and evaluation cost more than the arithmetic)."""
+        return [tuple(np.empty((n, w)) for _ in range(3)) for w in self.hidden_sizes]
+
+    def _forward(self, obs_n: np.ndarray, theta: np.ndarray | None = None, buffers=None):
         """Network output y (normalised action units) and the per-layer (activation, derivative) pairs.
 
-        ``theta`` evaluates other parameters without touching the policy (used by the optimiser).
+        ``theta`` evaluates other parameters without touching the policy (used by the optimiser); ``buffers``
+        (from :meth:`layer_buffers` for ``len(obs_n)`` inputs) are written into instead of allocating.
         """
         Ws, bs = (self.weights, self.biases) if theta is None else self.unpack(theta)[:2]
+        if buffers is None:
+            buffers = self.layer_buffers(len(obs_n))
         h, cache = obs_n, []
-        for W, b in zip(Ws[:-1], bs[:-1]):
-            h, dh = self._g(h @ W, b)
-            cache.append((h, dh))
+        for W, b, (z, a, s) in zip(Ws[:-1], bs[:-1], buffers):
+            np.matmul(h, W, out=z)
+            self._g(z, b, a, s)
+            h = a
+            cache.append((a, s))
         y = h @ Ws[-1]
         y += bs[-1]
         return y, cache

@@ -131,10 +131,14 @@ def _scale(policy: GaussianMLPPolicy, batch: _Batch) -> float:
 
 
 def _evaluate(policy: GaussianMLPPolicy, batch: _Batch, obs_n: np.ndarray, theta: np.ndarray,
-              weight_decay: float) -> tuple[float, float, np.ndarray]:
-    """(L, F = L + penalty, dF/dθ) at parameters θ, for normalised observations ``obs_n``."""
+              weight_decay: float, buffers=None) -> tuple[float, float, np.ndarray]:
+    """(L, F = L + penalty, dF/dθ) at parameters θ, for normalised observations ``obs_n``; ``buffers``: the
+    network's :meth:`~gpsx.policy.GaussianMLPPolicy.layer_buffers` for them, reused (their pre-activation arrays
+    hold the backpropagated gradients, which have the same shapes)."""
     Ws, _, log_std = policy.unpack(theta)
-    y, cache = policy._forward(obs_n, theta)
+    if buffers is None:
+        buffers = policy.layer_buffers(len(obs_n))
+    y, cache = policy._forward(obs_n, theta, buffers)
     r = batch.target - policy.act_mean - policy.act_std * y
     g = np.einsum("mij,mj->mi", batch.WP, r)  # w_i P_i r_i
     var = np.exp(2.0 * log_std)
@@ -148,7 +152,7 @@ def _evaluate(policy: GaussianMLPPolicy, batch: _Batch, obs_n: np.ndarray, theta
         gWs[layer][...] = h_in.T @ G
         gbs[layer][...] = G.sum(axis=0)
         if layer > 0:
-            G = G @ Ws[layer].T
+            G = np.matmul(G, Ws[layer].T, out=buffers[layer - 1][0])
             G *= cache[layer - 1][1]
     F = L
     if weight_decay:
@@ -210,18 +214,19 @@ def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, 
     theta = policy.get_params()
     free = slice(0, policy.n_params - policy.dU)  # everything but log σ
     S = _scale(policy, batch)
+    buffers = policy.layer_buffers(len(obs_n))
 
     def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
         theta[free] = z
-        _, F, grad = _evaluate(policy, batch, obs_n, theta, weight_decay)
+        _, F, grad = _evaluate(policy, batch, obs_n, theta, weight_decay, buffers)
         return F / S, grad[free] / S
 
-    initial = _evaluate(policy, batch, obs_n, theta, 0.0)[0]
+    initial = _evaluate(policy, batch, obs_n, theta, 0.0, buffers)[0]
     res = minimize(fun, theta[free].copy(), jac=True, method="L-BFGS-B",
                    options={"maxiter": int(max_iterations), "ftol": ftol, "gtol": gtol, "maxcor": 20})
     theta[free] = res.x
     policy.set_params(theta)
-    final = _evaluate(policy, batch, obs_n, theta, 0.0)[0]
+    final = _evaluate(policy, batch, obs_n, theta, 0.0, buffers)[0]
     return PolicyTrainResult(objective=final, initial_objective=initial, iterations=int(res.nit),
                              evaluations=int(res.nfev), wall_time=time.perf_counter() - start,
                              converged=bool(res.success), message=str(res.message), n_samples=len(batch.w))
