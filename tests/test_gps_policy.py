@@ -174,7 +174,7 @@ def test_guided_config_is_typed():
     with pytest.raises(TypeError, match="max_samples"):
         GPSConfig(guided={"policy_prior": {"max_sample": 3}})
     for bad in ({"activation": "sigmoid"}, {"lambda_rate_increase": 0.5}, {"train_iterations": 0},
-                {"hidden_sizes": [0]}, {"weight_decay": -1.0}):
+                {"hidden_sizes": [0]}, {"weight_decay": -1.0}, {"huber_threshold": 0.0}, {"huber_threshold": "1"}):
         with pytest.raises((TypeError, ValueError)):
             GPSConfig(guided=bad)
     with pytest.raises(TypeError, match="policy"):

@@ -48,23 +48,68 @@ def test_objective_matches_seed_formula():
         assert F == pytest.approx(seed_objective(pol, obs, target, prec, lam), rel=1e-12)
 
 
+def test_huber_residuals_match_their_formula():
+    """With a threshold δ each sample's λ·q becomes λ·(2√(δq) − δ) where q > δ; the covariance part is unchanged.
+    Written out per sample from the seed objective's terms; a δ above every residual is the seed objective."""
+    rng = np.random.default_rng(5)
+    obs, target, prec, lam = small_problem(rng)
+    pol = GaussianMLPPolicy(3, 2, hidden_sizes=(5,), init_std=0.7, seed=3)
+    cov = pol.covariance()
+    want, q_all = 0.0, []
+    for i in range(obs.shape[0]):
+        mu = pol.mean(obs[i])
+        for t in range(obs.shape[1]):
+            d = target[i, t] - mu[t]
+            q = 0.5 * d @ prec[i, t] @ d
+            q_all.append(q)
+            rho = q if q <= 1.0 else 2.0 * np.sqrt(q) - 1.0
+            want += lam[i, t] * (0.5 * (np.trace(cov @ prec[i, t]) - np.linalg.slogdet(cov)[1]) + rho)
+    assert min(q_all) < 1.0 < max(q_all)                      # both branches are exercised
+    assert training_objective(pol, obs, target, prec, lam, huber=1.0)[0] == pytest.approx(want, rel=1e-12)
+    assert training_objective(pol, obs, target, prec, lam, huber=2 * max(q_all))[0] == pytest.approx(
+        seed_objective(pol, obs, target, prec, lam), rel=1e-12)
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="huber"):
+            training_objective(pol, obs, target, prec, lam, huber=bad)
+
+
+def test_huber_residuals_bound_an_outlier_s_pull():
+    """One relabelled sample with a target 100 action units off: least squares bends the linear fit towards
+    it, the robust residuals mostly ignore it."""
+    rng = np.random.default_rng(6)
+    obs = rng.standard_normal((40, 5, 2))
+    target = obs @ np.array([[1.0], [-2.0]]) + 0.5
+    target[0, 0] += 100.0
+    prec, lam = np.ones((5, 1, 1)), np.ones(5)
+    errors = {}
+    for huber in (None, 1.0):
+        pol = GaussianMLPPolicy(2, 1, hidden_sizes=(), seed=0)
+        train_policy(pol, obs, target, prec, lam, max_iterations=200, huber=huber)
+        clean = np.ones(target.shape[:2], bool)
+        clean[0, 0] = False
+        errors[huber] = np.abs(pol.mean(obs[clean]) - target[clean]).max()
+    assert errors[1.0] < 0.1 * errors[None]
+
+
 @pytest.mark.parametrize("activation", ["softplus", "tanh"])
 @pytest.mark.parametrize("per_sample", [True, False])
-def test_objective_gradient_matches_finite_differences(activation, per_sample):
+@pytest.mark.parametrize("huber", [None, 0.5])
+def test_objective_gradient_matches_finite_differences(activation, per_sample, huber):
     rng = np.random.default_rng(2)
     obs, target, prec, lam = small_problem(rng, per_sample=per_sample)
     pol = GaussianMLPPolicy(3, 2, hidden_sizes=(5, 4), activation=activation, init_std=0.7, seed=3)
     pol.set_normalization(rng.standard_normal(3), rng.uniform(0.5, 2, 3), rng.standard_normal(2),
                           rng.uniform(0.5, 2, 2))
     theta = pol.get_params() + 0.1 * rng.standard_normal(pol.n_params)  # biases and log_std non-zero too
-    F, grad = training_objective(pol, obs, target, prec, lam, theta, weight_decay=1e-2)
+    F, grad = training_objective(pol, obs, target, prec, lam, theta, weight_decay=1e-2, huber=huber)
     h = 1e-6
     fd = np.empty_like(theta)
     for j in range(theta.size):
         e = np.zeros_like(theta)
         e[j] = h
-        fd[j] = (training_objective(pol, obs, target, prec, lam, theta + e, weight_decay=1e-2)[0]
-                 - training_objective(pol, obs, target, prec, lam, theta - e, weight_decay=1e-2)[0]) / (2 * h)
+        fd[j] = (training_objective(pol, obs, target, prec, lam, theta + e, weight_decay=1e-2, huber=huber)[0]
+                 - training_objective(pol, obs, target, prec, lam, theta - e, weight_decay=1e-2, huber=huber)[0]
+                 ) / (2 * h)
     assert np.abs(grad - fd).max() <= 1e-6 * np.abs(grad).max()
     assert np.all(np.abs(grad[-2:]) > 0)  # the log_std block is exercised, not trivially zero
 

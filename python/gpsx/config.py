@@ -108,6 +108,10 @@ class GuidedConfig(_FromDict):
         first iterations barely move it); that network no longer fits (objective 3.9e3 after 500 more
         L-BFGS iterations, against 3.1e3 for a fresh one on the same data, docs/results.md).
     weight_decay: dimensionless weight decay of :func:`gpsx.policy_training.train_policy`.
+    huber_threshold: robust residuals in the policy's fit: a sample's residual ½(m − μ^π)ᵀC⁻¹(m − μ^π) above this
+        many nats counts as 2√(δq) − δ instead of q (Huber in the Mahalanobis distance), so states where a
+        controller's feedback extrapolates far (a rollout that wandered off) cannot dominate the fit. None
+        (the default): the seed's least squares.
     buffer_iterations: the policy trains on the states of this many most recent iterations per condition
         (this one included), all relabelled with the current controllers' actions (Appendix A).
     initial_lambda: λ_t at every step before the first update.
@@ -160,6 +164,7 @@ class GuidedConfig(_FromDict):
     train_iterations: int = 50
     warm_start: bool = True
     weight_decay: float = 0.0
+    huber_threshold: float | None = None
     buffer_iterations: int = 3
     initial_lambda: float = 0.01
     lambda_rate: float = 0.01
@@ -199,7 +204,7 @@ class GuidedConfig(_FromDict):
             raise ValueError(f"need lambda_rate <= lambda_rate_max, got {self.lambda_rate}, {self.lambda_rate_max}")
         _positive("kl_target", self.kl_target, allow_zero=True)
         _nested(self, "policy_prior", PriorConfig)
-        for name in ("policy_std", "dual_kl_max"):
+        for name in ("policy_std", "dual_kl_max", "huber_threshold"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         for name, choices in (("dual_step", DUAL_STEPS), ("linearization_covariance", LINEARIZATION_COVARIANCES),

@@ -208,7 +208,8 @@ class Guide:
         return train_policy(self.policy, np.concatenate(obs), np.concatenate(target), np.concatenate(precision),
                             np.concatenate(weights), max_iterations=self.config.train_iterations,
                             seed=None if self.config.warm_start else self.seed,
-                            weight_decay=self.config.weight_decay, fixed_std=self.config.policy_std)
+                            weight_decay=self.config.weight_decay, fixed_std=self.config.policy_std,
+                            huber=self.config.huber_threshold)
 
     def _policy_means(self, X: np.ndarray, condition: int) -> np.ndarray:
         obs = self.task.observe(X, condition)

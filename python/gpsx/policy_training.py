@@ -16,6 +16,12 @@ weighted least-squares part that depends on the network only. The covariance par
 weights with ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)``; because the two parts share no
 parameter this is the joint minimiser of L. Gradients are analytic (numpy backprop over all samples at once).
 
+Optional robust residuals (``huber``, off by default): with q_ti = ½ (m_ti − μ^π)ᵀ P_ti (m_ti − μ^π) the residual of
+one sample in nats, the mean term λ_ti·q_ti becomes λ_ti·ρ(q_ti), ρ(q) = q for q ≤ δ and 2√(δq) − δ above (the
+Huber loss in the Mahalanobis distance √(2q): quadratic near the targets, linear far away; ρ and ρ' are continuous
+at δ). Relabelled states where a controller's feedback gains extrapolate far from its samples (a rollout that
+wandered off) can carry residuals 50× the rest and otherwise dominate the fit (docs/results.md, issue 6).
+
 Optional weight decay adds ½·α·S·‖W‖² over the weight matrices (not biases, not log σ), where
 S = Σ λ_ti · mean_j (P_ti)_jj · act_std_j² is the objective's scale in normalised action units. The
 optimiser minimises F/S, F = L + penalty: for near-isotropic precisions L_mean/S ≈ ½ Σ_j E[(r_j/act_std_j)²],
@@ -41,7 +47,8 @@ __all__ = ["PolicyTrainResult", "train_policy", "training_objective"]
 class PolicyTrainResult:
     """Outcome of one :func:`train_policy` call.
 
-    ``objective``/``initial_objective``: the seed's L(θ) (without weight decay) after/before the L-BFGS run
+    ``objective``/``initial_objective``: the seed's L(θ) (with robust residuals if asked; without weight decay)
+    after/before the L-BFGS run
     (before = the starting weights under the new normalisation, with the closed-form σ). ``converged``: L-BFGS met
     its tolerance before ``max_iterations``.
     """
@@ -131,18 +138,25 @@ def _scale(policy: GaussianMLPPolicy, batch: _Batch) -> float:
 
 
 def _evaluate(policy: GaussianMLPPolicy, batch: _Batch, obs_n: np.ndarray, theta: np.ndarray,
-              weight_decay: float, buffers=None) -> tuple[float, float, np.ndarray]:
-    """(L, F = L + penalty, dF/dθ) at parameters θ, for normalised observations ``obs_n``; ``buffers``: the
-    network's :meth:`~gpsx.policy.GaussianMLPPolicy.layer_buffers` for them, reused (their pre-activation arrays
-    hold the backpropagated gradients, which have the same shapes)."""
+              weight_decay: float, buffers=None, huber: float | None = None) -> tuple[float, float, np.ndarray]:
+    """(L, F = L + penalty, dF/dθ) at parameters θ, for normalised observations ``obs_n`` (L with robust
+    residuals when ``huber`` is given); ``buffers``: the network's
+    :meth:`~gpsx.policy.GaussianMLPPolicy.layer_buffers` for them, reused (their pre-activation arrays hold the
+    backpropagated gradients, which have the same shapes)."""
     Ws, _, log_std = policy.unpack(theta)
     if buffers is None:
         buffers = policy.layer_buffers(len(obs_n))
     y, cache = policy._forward(obs_n, theta, buffers)
     r = batch.target - policy.act_mean - policy.act_std * y
     g = np.einsum("mij,mj->mi", batch.WP, r)  # w_i P_i r_i
+    wq = 0.5 * np.einsum("mu,mu->m", r, g)   # w_i q_i
+    if huber is not None:
+        q = wq / batch.w
+        far = q > huber
+        wq[far] = batch.w[far] * (2.0 * np.sqrt(huber * q[far]) - huber)
+        g[far] *= np.sqrt(huber / q[far])[:, None]   # ρ'(q) = √(δ/q) beyond δ
     var = np.exp(2.0 * log_std)
-    L = 0.5 * float(np.einsum("mu,mu->", r, g)) + 0.5 * float(var @ batch.D - 2.0 * batch.W * log_std.sum())
+    L = float(wq.sum()) + 0.5 * float(var @ batch.D - 2.0 * batch.W * log_std.sum())
     grad = np.zeros_like(theta)
     gWs, gbs, glog = policy.unpack(grad)
     glog[...] = var * batch.D - batch.W
@@ -164,15 +178,23 @@ def _evaluate(policy: GaussianMLPPolicy, batch: _Batch, obs_n: np.ndarray, theta
 
 
 def training_objective(policy: GaussianMLPPolicy, obs, target_mean, target_precision, weights,
-                       theta=None, *, weight_decay: float = 0.0) -> tuple[float, np.ndarray]:
+                       theta=None, *, weight_decay: float = 0.0, huber: float | None = None
+                       ) -> tuple[float, np.ndarray]:
     """F(θ) = L(θ) + weight-decay penalty and dF/dθ (n_params,) over all parameters (θ default: current).
 
     Evaluated in the policy's current normalisation; arguments as :func:`train_policy`.
     """
     batch = _prepare(policy, obs, target_mean, target_precision, weights)
     theta = policy.get_params() if theta is None else v.array(theta, "theta", (policy.n_params,), False)
-    _, F, grad = _evaluate(policy, batch, policy.normalize_obs(batch.obs), theta, weight_decay)
+    obs_n = policy.normalize_obs(batch.obs)
+    _, F, grad = _evaluate(policy, batch, obs_n, theta, weight_decay, huber=_huber(huber))
     return F, grad
+
+
+def _huber(huber: float | None) -> float | None:
+    if huber is not None and not (np.isfinite(huber) and huber > 0):
+        raise ValueError(f"huber must be a positive number of nats or None, got {huber}")
+    return huber
 
 
 def _robust_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +206,8 @@ def _robust_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, weights, *,
                  max_iterations: int = 200, seed: int | None = None, weight_decay: float = 0.0,
-                 ftol: float = 1e-12, gtol: float = 1e-8, fixed_std: float | None = None) -> PolicyTrainResult:
+                 ftol: float = 1e-12, gtol: float = 1e-8, fixed_std: float | None = None,
+                 huber: float | None = None) -> PolicyTrainResult:
     """Fit ``policy`` (in place) to minimise the seed's objective L(θ) (module doc).
 
     obs (N, T, dO); target_mean (N, T, dU) = K_t x_ti + k_t of the new controllers (also for earlier
@@ -199,11 +222,13 @@ def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, 
     stayed at 0.45, where a fresh network reached 0.06 (docs/results.md, issue 6).
     The first call on a fresh policy uses its constructor's seeded weights. log σ is set to its closed form
     (or to log ``fixed_std`` on every action dimension, when given: the mean's fit does not depend on it);
-    L-BFGS-B runs at most ``max_iterations`` iterations with tolerances ``ftol``/``gtol`` on F/S.
+    L-BFGS-B runs at most ``max_iterations`` iterations with tolerances ``ftol``/``gtol`` on F/S. ``huber``: the
+    robust residuals' threshold δ in nats (module doc; None: the seed's objective).
     """
     start = time.perf_counter()
     if weight_decay < 0 or max_iterations < 1:
         raise ValueError(f"need weight_decay >= 0 and max_iterations >= 1, got {weight_decay}, {max_iterations}")
+    huber = _huber(huber)
     batch = _prepare(policy, obs, target_mean, target_precision, weights)
     if seed is not None:
         policy.initialize(seed)
@@ -218,15 +243,15 @@ def train_policy(policy: GaussianMLPPolicy, obs, target_mean, target_precision, 
 
     def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
         theta[free] = z
-        _, F, grad = _evaluate(policy, batch, obs_n, theta, weight_decay, buffers)
+        _, F, grad = _evaluate(policy, batch, obs_n, theta, weight_decay, buffers, huber)
         return F / S, grad[free] / S
 
-    initial = _evaluate(policy, batch, obs_n, theta, 0.0, buffers)[0]
+    initial = _evaluate(policy, batch, obs_n, theta, 0.0, buffers, huber)[0]
     res = minimize(fun, theta[free].copy(), jac=True, method="L-BFGS-B",
                    options={"maxiter": int(max_iterations), "ftol": ftol, "gtol": gtol, "maxcor": 20})
     theta[free] = res.x
     policy.set_params(theta)
-    final = _evaluate(policy, batch, obs_n, theta, 0.0, buffers)[0]
+    final = _evaluate(policy, batch, obs_n, theta, 0.0, buffers, huber)[0]
     return PolicyTrainResult(objective=final, initial_objective=initial, iterations=int(res.nit),
                              evaluations=int(res.nfev), wall_time=time.perf_counter() - start,
                              converged=bool(res.success), message=str(res.message), n_samples=len(batch.w))
