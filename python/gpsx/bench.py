@@ -137,6 +137,7 @@ def bench_policy(name: str, pairs: int, dO: int, dU: int, rounds: int) -> dict:
     batch = _prepare(policy, rng.standard_normal((pairs, 1, dO)), rng.standard_normal((pairs, 1, dU)),
                      (A @ np.swapaxes(A, 1, 2) + np.eye(dU))[:, None], np.ones((pairs, 1)))
     theta = policy.get_params()
+    buffers = policy.layer_buffers(pairs)          # reused across evaluations, as train_policy does
     z = batch.obs @ policy.weights[0]
     bias = policy.biases[0]
     act, slope = np.empty_like(z), np.empty_like(z)
@@ -144,7 +145,7 @@ def bench_policy(name: str, pairs: int, dO: int, dU: int, rounds: int) -> dict:
     def objective(backend: str):
         def run():
             with _backend.use(backend):
-                _evaluate(policy, batch, batch.obs, theta, 0.0)
+                _evaluate(policy, batch, batch.obs, theta, 0.0, buffers)
         return run
 
     import gps_core
