@@ -48,6 +48,23 @@ def test_objective_matches_seed_formula():
         assert F == pytest.approx(seed_objective(pol, obs, target, prec, lam), rel=1e-12)
 
 
+def test_reused_layer_buffers_give_the_fresh_evaluation():
+    """train_policy's evaluations share one set of layer buffers (the backward pass overwrites the pre-activations):
+    evaluating at θ1, θ2, θ1 through them gives exactly what fresh buffers give at each θ."""
+    from gpsx.policy_training import _evaluate, _prepare
+
+    rng = np.random.default_rng(7)
+    obs, target, prec, lam = small_problem(rng, N=4, T=6)
+    pol = GaussianMLPPolicy(3, 2, hidden_sizes=(5, 4), seed=3)
+    batch = _prepare(pol, obs, target, prec, lam)
+    thetas = [pol.get_params() + 0.3 * rng.standard_normal(pol.n_params) for _ in range(2)]
+    shared = pol.layer_buffers(len(batch.obs))
+    for theta in (thetas[0], thetas[1], thetas[0]):
+        got = _evaluate(pol, batch, batch.obs, theta, 0.0, shared)
+        want = _evaluate(pol, batch, batch.obs, theta, 0.0)
+        assert got[:2] == want[:2] and np.array_equal(got[2], want[2])
+
+
 def test_huber_residuals_match_their_formula():
     """With a threshold δ each sample's λ·q becomes λ·(2√(δq) − δ) where q > δ; the covariance part is unchanged.
     Written out per sample from the seed objective's terms; a δ above every residual is the seed objective."""
