@@ -50,6 +50,27 @@ def _warm_timer(fn: Callable[[], object], calls: int = 3) -> float:
     return min(_timer(fn) for _ in range(calls))
 
 
+def _paired(fast: Callable[[], object], slow: Callable[[], object], rounds: int, budget_s: float | None = None,
+            fast_timer: Callable[[Callable[[], object]], float] = _timer) -> dict:
+    """Interleaved timings of two closures (the order alternates round by round): medians, the fastest fast
+    call and the median paired ratio slow/fast. Stops early once the slow side has used ``budget_s`` (after at
+    least 3 rounds)."""
+    fast(), slow()                                 # warm-up (imports, first-touch)
+    t_fast, t_slow = [], []
+    for i in range(rounds):
+        if i % 2 == 0:
+            t_fast.append(fast_timer(fast))
+            t_slow.append(_timer(slow))
+        else:
+            t_slow.append(_timer(slow))
+            t_fast.append(fast_timer(fast))
+        if budget_s is not None and sum(t_slow) > budget_s and i >= 2:
+            break
+    return {"compiled_ms": 1e3 * statistics.median(t_fast), "compiled_min_ms": 1e3 * min(t_fast),
+            "numpy_ms": 1e3 * statistics.median(t_slow),
+            "ratio": statistics.median(s / f for s, f in zip(t_slow, t_fast)), "rounds": len(t_fast)}
+
+
 def _case_ops(kern, problem, backend: str):
     """Closures running each benchmarked operation with ``kern`` on ``problem``."""
     d, c, p = problem.dyn, problem.cost, problem.prev
@@ -87,45 +108,10 @@ def bench_case(name: str, T: int, dX: int, dU: int, rounds: int, budget_s: float
     slow = _case_ops(reference, problem, "numpy")
     result = {"case": name, "T": T, "dX": dX, "dU": dU, "ops": {}}
     for op in OPS:
-        fast[op](), slow[op]()                     # warm-up (imports, first-touch)
-        t_fast, t_slow, ratios = [], [], []
-        spent = 0.0
-        for i in range(rounds):
-            if i % 2 == 0:
-                f, s = _warm_timer(fast[op]), _timer(slow[op])
-            else:
-                s, f = _timer(slow[op]), _warm_timer(fast[op])
-            t_fast.append(f)
-            t_slow.append(s)
-            ratios.append(s / f)
-            spent += s
-            if spent > budget_s and i >= 2:
-                break
-        result["ops"][op] = {
-            "compiled_ms": 1e3 * statistics.median(t_fast),
-            "compiled_min_ms": 1e3 * min(t_fast),
-            "numpy_ms": 1e3 * statistics.median(t_slow),
-            "ratio": statistics.median(ratios),
-            "rounds": len(ratios),
-        }
+        result["ops"][op] = _paired(fast[op], slow[op], rounds, budget_s=budget_s, fast_timer=_warm_timer)
     if name in ANCHOR_BACKWARD_MS:
         result["anchor_backward_ms"] = ANCHOR_BACKWARD_MS[name]
     return result
-
-
-def _paired(fast: Callable[[], object], slow: Callable[[], object], rounds: int) -> dict:
-    """Interleaved timings of two closures: medians and the median paired ratio slow/fast."""
-    fast(), slow()                                 # warm-up (imports, first-touch)
-    t_fast, t_slow = [], []
-    for i in range(rounds):
-        if i % 2 == 0:
-            t_fast.append(_timer(fast))
-            t_slow.append(_timer(slow))
-        else:
-            t_slow.append(_timer(slow))
-            t_fast.append(_timer(fast))
-    return {"compiled_ms": 1e3 * statistics.median(t_fast), "numpy_ms": 1e3 * statistics.median(t_slow),
-            "ratio": statistics.median(s / f for s, f in zip(t_slow, t_fast)), "rounds": rounds}
 
 
 def bench_policy(name: str, pairs: int, dO: int, dU: int, rounds: int) -> dict:
