@@ -8,7 +8,7 @@ import scipy.stats
 
 from gpsx.errors import CheckpointError, GPSXError, NonFiniteError, NotSymmetricError, ShapeError
 from gpsx.policy import GaussianMLPPolicy
-from gpsx.policy_training import train_policy, training_objective
+from gpsx.policy_training import _evaluate, _prepare, train_policy, training_objective
 
 
 def random_spd(rng, n: int, lead=()) -> np.ndarray:
@@ -51,8 +51,6 @@ def test_objective_matches_seed_formula():
 def test_reused_layer_buffers_give_the_fresh_evaluation():
     """train_policy's evaluations share one set of layer buffers (the backward pass overwrites the pre-activations):
     evaluating at θ1, θ2, θ1 through them gives exactly what fresh buffers give at each θ."""
-    from gpsx.policy_training import _evaluate, _prepare
-
     rng = np.random.default_rng(7)
     obs, target, prec, lam = small_problem(rng, N=4, T=6)
     pol = GaussianMLPPolicy(3, 2, hidden_sizes=(5, 4), seed=3)
