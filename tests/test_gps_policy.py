@@ -341,6 +341,21 @@ def test_the_policy_observes_the_slot_so_peg_conditions_differ(peg2d):
     assert swimmer.dO == swimmer.dX and np.array_equal(swimmer.observe(Xs, 0), Xs)   # no goal: the state alone
 
 
+def test_the_walker_policy_also_observes_its_feet():
+    from gpsx.tasks.walker import leg_geometry
+    walker = gpsx.tasks.make("walker")
+    X = walker.rollout(walker.initial_controller(0), 0, n=2, seed=0)[0]  # the gait: each foot lifts and lands
+    obs = walker.observe(X, 0)
+    assert walker.dO == walker.dX + 4 and obs.shape == (2, walker.T, walker.dO)
+    assert np.array_equal(obs[..., :walker.dX], X)
+    for leg in (0, 1):
+        ahead, lowest = leg_geometry(X, leg)
+        assert np.array_equal(obs[..., walker.dX + 2 * leg], ahead)
+        assert np.array_equal(obs[..., walker.dX + 2 * leg + 1], lowest)
+    for height in (walker.dX + 1, walker.dX + 3):
+        assert obs[..., height].min() < 0.005 and obs[..., height].max() > 0.05  # on the floor, then lifted
+
+
 # --- the loop ------------------------------------------------------------------------------------------------
 def test_reports_are_complete_and_the_policy_improves(peg2d, guided_runs):
     reports = guided_runs["dual"]

@@ -15,9 +15,12 @@ conditions; ``task.train_conditions`` and ``task.test_conditions`` are tuples of
 takes a ``condition`` accepts an index or a :class:`Condition`.
 
 **Observations.** The neural-network policy sees ``task.observe(X, condition)`` (dimension ``task.dO``): the
-state followed by what the condition adds (:meth:`Task._observed_extra`; by default its goal point when it
-has one). A peg's conditions share the initial state and differ only in the slot, so a policy on the state
-alone could not know where to go; it sees the slot bottom's position too. Controllers act on the state.
+state, then features computed from it (:meth:`Task._observed_features`; none by default), then what the
+condition adds (:meth:`Task._observed_extra`; by default its goal point when it has one). A peg's conditions
+share the initial state and differ only in the slot, so a policy on the state alone could not know where to
+go; it sees the slot bottom's position too. The walker's policy also sees where each foot is (its gait
+switches on foot contact, which a small network does not extract from joint angles; docs/results.md).
+Controllers act on the state.
 """
 from __future__ import annotations
 
@@ -171,18 +174,25 @@ class Task(abc.ABC):
     @property
     def dO(self) -> int:
         """Dimension of the policy's observations (:meth:`observe`)."""
-        return self.dX + self._observed_extra(self.conditions[0]).shape[0]
+        features = self._observed_features(np.zeros((1, self.dX))).shape[-1]
+        return self.dX + features + self._observed_extra(self.conditions[0]).shape[0]
 
     def observe(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
         """What the neural-network policy sees at states X (..., dX) under ``condition``: (..., dO).
 
-        The state, followed by :meth:`_observed_extra` of the condition (the same at every step).
+        The state, then :meth:`_observed_features` of it, then :meth:`_observed_extra` of the condition (the same
+        at every step).
         """
         X = np.asarray(X, dtype=np.float64)
         extra = self._observed_extra(self.condition(condition))
-        if not extra.size:
-            return X
-        return np.concatenate([X, np.broadcast_to(extra, (*X.shape[:-1], extra.shape[0]))], axis=-1)
+        parts = [X, self._observed_features(X), np.broadcast_to(extra, (*X.shape[:-1], extra.shape[0]))]
+        parts = [part for part in parts if part.shape[-1]]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+    def _observed_features(self, X: np.ndarray) -> np.ndarray:
+        """Hook: (..., k) functions of the states X (..., dX) that the policy sees besides the state itself.
+        Default: none (k = 0)."""
+        return np.zeros((*X.shape[:-1], 0))
 
     def _observed_extra(self, condition: Condition) -> np.ndarray:
         """Hook: what a policy must know about a condition beyond the state. Default: the condition's goal
