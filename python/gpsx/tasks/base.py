@@ -19,8 +19,8 @@ state, then features computed from it (:meth:`Task._observed_features`; none by 
 condition adds (:meth:`Task._observed_extra`; by default its goal point when it has one). A peg's conditions
 share the initial state and differ only in the slot, so a policy on the state alone could not know where to
 go; it sees the slot bottom's position too. The walker's policy also sees where each foot is (its gait
-switches on foot contact, which a small network does not extract from joint angles; docs/results.md).
-Controllers act on the state.
+switches on foot contact, which a small network does not extract from joint angles; docs/results.md, issue 6,
+session 6). Controllers act on the state.
 """
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ class Task(abc.ABC):
     @property
     def dO(self) -> int:
         """Dimension of the policy's observations (:meth:`observe`)."""
-        features = self._observed_features(np.zeros((1, self.dX))).shape[-1]
+        features = self._observed_features(np.zeros((1, self.dX)), self.conditions[0]).shape[-1]
         return self.dX + features + self._observed_extra(self.conditions[0]).shape[0]
 
     def observe(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
@@ -184,14 +184,15 @@ class Task(abc.ABC):
         at every step).
         """
         X = np.asarray(X, dtype=np.float64)
-        extra = self._observed_extra(self.condition(condition))
-        parts = [X, self._observed_features(X), np.broadcast_to(extra, (*X.shape[:-1], extra.shape[0]))]
+        c = self.condition(condition)
+        extra = self._observed_extra(c)
+        parts = [X, self._observed_features(X, c), np.broadcast_to(extra, (*X.shape[:-1], extra.shape[0]))]
         parts = [part for part in parts if part.shape[-1]]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
-    def _observed_features(self, X: np.ndarray) -> np.ndarray:
-        """Hook: (..., k) functions of the states X (..., dX) that the policy sees besides the state itself.
-        Default: none (k = 0)."""
+    def _observed_features(self, X: np.ndarray, condition: Condition) -> np.ndarray:
+        """Hook: (..., k) functions of the states X (..., dX) under ``condition`` that the policy sees besides the
+        state itself (e.g. the end effector relative to the goal). Default: none (k = 0)."""
         return np.zeros((*X.shape[:-1], 0))
 
     def _observed_extra(self, condition: Condition) -> np.ndarray:

@@ -120,7 +120,7 @@ class Walker(Task):
     def _cost_terms(self, condition: Condition):
         return [ActionPenalty(ACTION_WEIGHT), StateTarget(self.nq + X, TARGET_VX), StateTarget(Z, TARGET_Z)]
 
-    def _observed_features(self, X_: np.ndarray) -> np.ndarray:
+    def _observed_features(self, X_: np.ndarray, condition: Condition) -> np.ndarray:
         """Per leg (right, left): how far the torso centre is ahead of the ankle and how high the foot is
         (:func:`leg_geometry`). The gait switches on foot contact; a network on the state alone did not pick that
         up (behaviour cloning of the gait, docs/results.md)."""
