@@ -341,6 +341,17 @@ def test_the_policy_observes_the_slot_so_peg_conditions_differ(peg2d):
     assert swimmer.dO == swimmer.dX and np.array_equal(swimmer.observe(Xs, 0), Xs)   # no goal: the state alone
 
 
+def test_the_octopus_policy_also_observes_its_tip_relative_to_the_target():
+    octopus = gpsx.tasks.make("octopus")
+    X = octopus.rollout(octopus.initial_controller(0), 0, n=2, seed=0)[0]  # (2, T, dX), the arm moving
+    for c in (0, 5):
+        obs, target = octopus.observe(X, c), octopus.conditions[c].target
+        assert octopus.dO == octopus.dX + 4 and obs.shape == (2, octopus.T, octopus.dO)
+        assert np.array_equal(obs[..., :octopus.dX], X) and np.array_equal(obs[0, 0, -2:], target)
+        np.testing.assert_allclose(obs[..., octopus.dX:octopus.dX + 2], octopus.tip_positions(X) - target, atol=1e-12)
+    np.testing.assert_allclose(obs[0, 0, octopus.dX:octopus.dX + 2], np.array([1.0, 0.0]) - target, atol=1e-9)  # straight arm
+
+
 def test_the_walker_policy_also_observes_its_feet():
     from gpsx.tasks.walker import leg_geometry
     walker = gpsx.tasks.make("walker")

@@ -11,6 +11,8 @@ Conditions: the arm starts straight at rest along +x (tip at (1, 0)); targets (x
 (0.7, ±0.4); test (0.8, ±0.3), (0.95, 0.1) — each within reach of a constant two-level activation of one side's
 muscles (checked in the tests).
 
+Observations: the state, the tip relative to the target, and the target (dO = 54).
+
 Initial controller: constant low co-activation 0.1 of every muscle (no feedback), exploration noise variance
 0.01 per muscle (std 0.1); controls are clipped to [0, 1].
 """
@@ -77,6 +79,12 @@ class Octopus(Task):
 
     def _cost_terms(self, condition: Condition):
         return [ActionPenalty(ACTION_WEIGHT), PointTarget(OctopusTip(self.model_for(condition)), condition.target)]
+
+    def _observed_features(self, X: np.ndarray, condition: Condition) -> np.ndarray:
+        """The tip relative to the target, (..., 2). With it the policy reached 54 % of the held-out targets over
+        iterations 11–24, against 30 % with the target alone (two seeds, docs/results.md)."""
+        q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
+        return self._tip.positions(q).reshape(*X.shape[:-1], 2) - condition.target
 
     def tip_positions(self, X: np.ndarray) -> np.ndarray:
         """Tip positions (n, T, 2) for samples X (n, T, dX)."""
