@@ -341,6 +341,17 @@ def test_the_policy_observes_the_slot_so_peg_conditions_differ(peg2d):
     assert swimmer.dO == swimmer.dX and np.array_equal(swimmer.observe(Xs, 0), Xs)   # no goal: the state alone
 
 
+@pytest.mark.parametrize("name", gpsx.tasks.names())
+def test_every_task_observes_dO_numbers_starting_with_the_state(name):
+    task = gpsx.tasks.make(name)
+    X = task.rollout(task.initial_controller(0), 0, n=2, seed=0)[0][:, :7]  # (2, 7, dX): real states
+    for c in (0, task.test_conditions[0]):
+        obs = task.observe(X, c)
+        assert obs.shape == (2, 7, task.dO) and np.isfinite(obs).all()
+        assert np.array_equal(obs[..., :task.dX], X)
+        np.testing.assert_array_equal(task.observe(X[0, 3], c), obs[0, 3])  # one state alone: the same numbers
+
+
 def test_the_octopus_policy_also_observes_its_tip_relative_to_the_target():
     octopus = gpsx.tasks.make("octopus")
     X = octopus.rollout(octopus.initial_controller(0), 0, n=2, seed=0)[0]  # (2, T, dX), the arm moving
