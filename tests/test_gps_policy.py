@@ -10,7 +10,7 @@ import gpsx.gps as gps_module
 import gpsx.tasks
 from gpsx import checkpoint, guided
 from gpsx.config import GPSConfig, GuidedConfig
-from gpsx.errors import ConvergenceWarning
+from gpsx.errors import ConvergenceWarning, ShapeError
 from gpsx.gps import GPS, POLICY_PHASES
 from gpsx.guided import ObservedPolicy, adapt_rate, adapt_step_mirror, policy_outcomes, update_lambda
 from gpsx.lqr import trajectory_kl
@@ -350,6 +350,8 @@ def test_every_task_observes_dO_numbers_starting_with_the_state(name):
         assert obs.shape == (2, 7, task.dO) and np.isfinite(obs).all()
         assert np.array_equal(obs[..., :task.dX], X)
         np.testing.assert_array_equal(task.observe(X[0, 3], c), obs[0, 3])  # one state alone: the same numbers
+    with pytest.raises(ShapeError, match="last axis"):
+        task.observe(X[..., 1:], 0)
 
 
 def test_the_octopus_policy_also_observes_its_tip_relative_to_the_target():
@@ -360,7 +362,8 @@ def test_the_octopus_policy_also_observes_its_tip_relative_to_the_target():
         assert octopus.dO == octopus.dX + 4 and obs.shape == (2, octopus.T, octopus.dO)
         assert np.array_equal(obs[..., :octopus.dX], X) and np.array_equal(obs[0, 0, -2:], target)
         np.testing.assert_allclose(obs[..., octopus.dX:octopus.dX + 2], octopus.tip_positions(X) - target, atol=1e-12)
-    np.testing.assert_allclose(obs[0, 0, octopus.dX:octopus.dX + 2], np.array([1.0, 0.0]) - target, atol=1e-9)  # straight arm
+    straight_arm_tip = np.array([1.0, 0.0])
+    np.testing.assert_allclose(obs[0, 0, octopus.dX:octopus.dX + 2], straight_arm_tip - target, atol=1e-9)
 
 
 def test_the_walker_policy_also_observes_its_feet():

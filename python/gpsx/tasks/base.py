@@ -184,6 +184,9 @@ class Task(abc.ABC):
         at every step).
         """
         X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 0 or X.shape[-1] != self.dX:
+            raise ShapeError(f"{self.name}.observe: X has shape {X.shape}, its last axis must be the state ({self.dX})",
+                             array="X")
         c = self.condition(condition)
         extra = self._observed_extra(c)
         parts = [X, self._observed_features(X, c), np.broadcast_to(extra, (*X.shape[:-1], extra.shape[0]))]
