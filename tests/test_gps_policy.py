@@ -10,7 +10,7 @@ import gpsx.gps as gps_module
 import gpsx.tasks
 from gpsx import checkpoint, guided
 from gpsx.config import GPSConfig, GuidedConfig
-from gpsx.errors import ConvergenceWarning, ShapeError
+from gpsx.errors import CheckpointError, ConvergenceWarning, ShapeError
 from gpsx.gps import GPS, POLICY_PHASES
 from gpsx.guided import ObservedPolicy, adapt_rate, adapt_step_mirror, policy_outcomes, update_lambda
 from gpsx.lqr import trajectory_kl
@@ -486,3 +486,12 @@ def test_policy_learns_peg2d_at_full_horizon():
     cfg = GPSConfig(initial_noise_scale=50.0)
     algo, reports = run(task, cfg, 12)
     assert np.mean(reports[-1].policy_cost) < 0.5 * np.mean(reports[0].policy_cost)
+
+
+def test_a_checkpoint_whose_policy_sees_other_inputs_is_refused_by_name():
+    config = GuidedConfig()
+    swimmer = guided.Guide(gpsx.tasks.make("swimmer"), (0,), config, seed=0)
+    walker = guided.Guide(gpsx.tasks.make("walker"), (0,), config, seed=0)
+    meta, arrays = swimmer.state()
+    with pytest.raises(CheckpointError, match=r"\(10, 2\), the task needs \(22, 6\)"):
+        walker.restore(meta, arrays)

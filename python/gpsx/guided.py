@@ -267,7 +267,8 @@ class Guide:
         policy = GaussianMLPPolicy.from_arrays(_group(arrays, "policy."))
         if (policy.dX, policy.dU) != (self.policy.dX, self.policy.dU):
             raise CheckpointError(f"policy has (dO, dU) = {(policy.dX, policy.dU)}, the task needs "
-                                  f"{(self.policy.dX, self.policy.dU)}")
+                                  f"{(self.policy.dX, self.policy.dU)} (written when the task's policy observed "
+                                  "other quantities?)")
         self.policy = policy
         best = meta.get("best")  # absent in checkpoints written before the best policy was kept
         self.best = None if best is None else BestPolicy(int(best["iteration"]), int(best["successes"]),
