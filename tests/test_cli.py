@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import gpsx.tasks
-from gpsx import checkpoint
+from gpsx import checkpoint, recipes
 from gpsx.cli import main
+from gpsx.config import GPSConfig
 from gpsx.gps import GPS
 from gpsx.guided import ObservedPolicy
 from gpsx.runs import RunDir
@@ -104,6 +105,33 @@ def test_misspelled_config_key_is_an_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "samples_per_conditon" in err and "samples_per_condition" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_every_task_has_a_recipe_and_each_is_a_valid_config():
+    assert recipes.names() == sorted(gpsx.tasks.names())
+    for name in recipes.names():
+        config = GPSConfig.from_dict(recipes.load(name))
+        assert config.iterations > 10 and config.guided.policy_std is not None  # what the README runs changed
+    with pytest.raises(ValueError, match="no recipe for task 'nope'; recipes: octopus, peg2d"):
+        recipes.load("nope")
+
+
+def test_train_with_the_recipe_starts_from_it_and_flags_override(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "walker", "--recipe", "--horizon", "10", "--iterations", "1", "--samples", "2",
+                 "--no-policy", "--out", str(out), "--quiet"]) == 0
+    recorded = json.loads((out / "config.json").read_text())["config"]
+    recipe = recipes.load("walker")
+    assert recorded["iterations"] == 1 and recipe["iterations"] == 30  # the flag won
+    assert {k: recorded["guided"][k] for k in recipe["guided"]} == recipe["guided"]
+
+
+def test_recipe_with_config_or_resume_is_refused(tiny_config, finished_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "walker", "--recipe", "--config", str(tiny_config), "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    assert main(["train", "--resume", str(finished_run), "--recipe", "--quiet"]) == 1
+    assert "--recipe cannot be changed when resuming" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--out", type=Path, help="run folder (default runs/TASK-YYYYmmdd-HHMMSS)")
     p.add_argument("--horizon", type=int, help="shorten the task's horizon to T steps (quick experiments)")
-    p.add_argument("--config", type=Path, help="JSON file of GPSConfig settings (flags override it)")
+    settings = p.add_mutually_exclusive_group()
+    settings.add_argument("--config", type=Path, help="JSON file of GPSConfig settings (flags override it)")
+    settings.add_argument("--recipe", action="store_true",
+                          help="the settings the README's results for TASK were run with, iterations included "
+                               "(gpsx/recipes/TASK.json; flags override them)")
     p.add_argument("--jobs", type=int, help="worker processes for sampling conditions in parallel")
     p.add_argument("--no-policy", action="store_true",
                    help="train the linear-Gaussian controllers only, no neural-network policy")
@@ -166,6 +170,12 @@ def _started(args: argparse.Namespace):
     except ValueError as exc:
         raise GPSXError(str(exc)) from exc
     settings = {}
+    if args.recipe:
+        from . import recipes
+        try:
+            settings = recipes.load(task.name)
+        except ValueError as exc:
+            raise GPSXError(str(exc)) from exc
     if args.config is not None:
         try:
             settings = json.loads(args.config.read_text())
@@ -190,7 +200,8 @@ def _started(args: argparse.Namespace):
 
 def _resumed(args: argparse.Namespace, run):
     fixed = {"TASK": args.task, "--samples": args.samples, "--seed": args.seed, "--out": args.out,
-             "--horizon": args.horizon, "--config": args.config, "--no-policy": args.no_policy or None}
+             "--horizon": args.horizon, "--config": args.config, "--recipe": args.recipe or None,
+             "--no-policy": args.no_policy or None}
     given = [name for name, value in fixed.items() if value is not None]
     if given:
         raise GPSXError(f"{', '.join(given)} cannot be changed when resuming (only --iterations and --jobs)")
