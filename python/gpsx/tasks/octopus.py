@@ -83,14 +83,16 @@ class Octopus(Task):
     def _observed_features(self, X: np.ndarray, condition: Condition) -> np.ndarray:
         """The tip relative to the target, (..., 2). With it the policy reached 54 % of the held-out targets over
         iterations 11–24, against 30 % with the target alone (two seeds, docs/results.md)."""
-        q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
-        return self._tip.positions(q).reshape(*X.shape[:-1], 2) - condition.target
+        return self._tips(X) - condition.target
 
     def tip_positions(self, X: np.ndarray) -> np.ndarray:
         """Tip positions (n, T, 2) for samples X (n, T, dX)."""
-        X = self._check_X(X)
+        return self._tips(self._check_X(X))
+
+    def _tips(self, X: np.ndarray) -> np.ndarray:
+        """Tip positions (..., 2) for states X (..., dX)."""
         q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
-        return self._tip.positions(q).reshape(*X.shape[:2], 2)
+        return self._tip.positions(q).reshape(*X.shape[:-1], 2)
 
     def trace(self, X: np.ndarray, condition: ConditionLike = 0) -> Trace:
         """The tip's path in the plane and the target."""
