@@ -14,6 +14,7 @@ from gpsx.errors import CheckpointError, ConvergenceWarning, ShapeError
 from gpsx.gps import GPS, POLICY_PHASES
 from gpsx.guided import ObservedPolicy, adapt_rate, adapt_step_mirror, policy_outcomes, update_lambda
 from gpsx.lqr import trajectory_kl
+from gpsx.tasks.walker import leg_geometry
 from reports import best_reported_iteration
 
 T_SHORT = 40
@@ -357,17 +358,16 @@ def test_every_task_observes_dO_numbers_starting_with_the_state(name):
 def test_the_octopus_policy_also_observes_its_tip_relative_to_the_target():
     octopus = gpsx.tasks.make("octopus")
     X = octopus.rollout(octopus.initial_controller(0), 0, n=2, seed=0)[0]  # (2, T, dX), the arm moving
+    straight_arm_tip = np.array([1.0, 0.0])  # where every rollout starts
     for c in (0, 5):
         obs, target = octopus.observe(X, c), octopus.conditions[c].target
         assert octopus.dO == octopus.dX + 4 and obs.shape == (2, octopus.T, octopus.dO)
         assert np.array_equal(obs[..., :octopus.dX], X) and np.array_equal(obs[0, 0, -2:], target)
         np.testing.assert_allclose(obs[..., octopus.dX:octopus.dX + 2], octopus.tip_positions(X) - target, atol=1e-12)
-    straight_arm_tip = np.array([1.0, 0.0])
-    np.testing.assert_allclose(obs[0, 0, octopus.dX:octopus.dX + 2], straight_arm_tip - target, atol=1e-9)
+        np.testing.assert_allclose(obs[0, 0, octopus.dX:octopus.dX + 2], straight_arm_tip - target, atol=1e-9)
 
 
 def test_the_walker_policy_also_observes_its_feet():
-    from gpsx.tasks.walker import leg_geometry
     walker = gpsx.tasks.make("walker")
     X = walker.rollout(walker.initial_controller(0), 0, n=2, seed=0)[0]  # the gait: each foot lifts and lands
     obs = walker.observe(X, 0)

@@ -108,14 +108,21 @@ def test_huber_residuals_bound_an_outlier_s_pull():
 
 @pytest.mark.parametrize("activation", ["softplus", "tanh"])
 @pytest.mark.parametrize("per_sample", [True, False])
-@pytest.mark.parametrize("huber", [None, 0.5])
-def test_objective_gradient_matches_finite_differences(activation, per_sample, huber):
+@pytest.mark.parametrize("robust", [False, True])
+def test_objective_gradient_matches_finite_differences(activation, per_sample, robust):
     rng = np.random.default_rng(2)
     obs, target, prec, lam = small_problem(rng, per_sample=per_sample)
     pol = GaussianMLPPolicy(3, 2, hidden_sizes=(5, 4), activation=activation, init_std=0.7, seed=3)
     pol.set_normalization(rng.standard_normal(3), rng.uniform(0.5, 2, 3), rng.standard_normal(2),
                           rng.uniform(0.5, 2, 2))
     theta = pol.get_params() + 0.1 * rng.standard_normal(pol.n_params)  # biases and log_std non-zero too
+    huber = None
+    if robust:  # δ between the residuals' middle two: both branches of ρ, and no residual within h of δ
+        pol.set_params(theta)
+        r = target - pol.mean(obs.reshape(-1, 3)).reshape(target.shape)
+        q = np.sort(0.5 * np.einsum("nti,ntij,ntj->nt", r, np.broadcast_to(prec, (*r.shape, 2)), r).ravel())
+        huber = 0.5 * (q[len(q) // 2 - 1] + q[len(q) // 2])
+        assert q[0] < huber < q[-1]
     F, grad = training_objective(pol, obs, target, prec, lam, theta, weight_decay=1e-2, huber=huber)
     h = 1e-6
     fd = np.empty_like(theta)
