@@ -1,9 +1,9 @@
 """Which buffered rollouts dominate a run's policy fit? Residuals of the relabelled training set, per rollout.
 
 For the last checkpoint of RUN_DIR, every buffered rollout of every trained condition is relabelled with the
-condition's current controller (m = K_t x + k_t, as ``Guide.train`` does) and compared with the current policy:
-the mean residual q = ½ (m − μ^π)ᵀ C⁻¹ (m − μ^π) in nats per step, the largest |m|, the share of steps whose m
-leaves the actuators' range, and whether the rollout succeeded. docs/results.md (issue 6, sessions 5 and 6)
+condition's current controller (m = K_t x + k_t: ``gpsx.guided.relabel``, as ``Guide.train`` does) and
+compared with the current policy: the mean residual q = ½ (m − μ^π)ᵀ C⁻¹ (m − μ^π) in nats per step, the
+largest |m|, the share of steps whose m leaves the actuators' range, and whether the rollout succeeded. docs/results.md (issue 6, sessions 5 and 6)
 quotes these for peg2d, the walker and the octopus.
 
     PYTHONPATH=build/dev:python python benchmarks/relabel_residuals.py RUN_DIR
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gpsx.guided import relabel
 from gpsx.runs import RunDir
 
 
@@ -29,7 +30,7 @@ def main() -> None:
         controller = algo.controllers[c]
         entries_out = []
         for age, X in enumerate(reversed(guide.buffer[c])):
-            target = np.einsum("tux,ntx->ntu", controller.K, X) + controller.k
+            target = relabel(controller, X)
             obs = task.observe(X, c)
             mean = guide.policy.mean(obs.reshape(-1, task.dO)).reshape(target.shape)
             r = target - mean

@@ -10,6 +10,7 @@ import gpsx.gps as gps_module
 import gpsx.tasks
 from gpsx import checkpoint, guided
 from gpsx.config import GPSConfig, GuidedConfig
+from gpsx.containers import LinearGaussianController
 from gpsx.errors import CheckpointError, ConvergenceWarning, ShapeError
 from gpsx.gps import GPS, POLICY_PHASES
 from gpsx.guided import ObservedPolicy, adapt_rate, adapt_step_mirror, policy_outcomes, update_lambda
@@ -495,3 +496,13 @@ def test_a_checkpoint_whose_policy_sees_other_inputs_is_refused_by_name():
     meta, arrays = swimmer.state()
     with pytest.raises(CheckpointError, match=r"\(10, 2\), the task needs \(22, 6\)"):
         walker.restore(meta, arrays)
+
+
+def test_relabel_gives_each_state_the_controllers_mean_action():
+    rng = np.random.default_rng(4)
+    T, dX, dU = 3, 4, 2
+    controller = LinearGaussianController.from_gains(T, dX, dU, K=rng.standard_normal((T, dU, dX)),
+                                                     k=rng.standard_normal((T, dU)))
+    X = rng.standard_normal((5, T, dX))
+    want = np.array([[controller.K[t] @ X[i, t] + controller.k[t] for t in range(T)] for i in range(5)])
+    np.testing.assert_allclose(guided.relabel(controller, X), want, rtol=1e-14, atol=1e-14)

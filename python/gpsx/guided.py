@@ -61,7 +61,7 @@ from .policy import GaussianMLPPolicy
 from .policy_training import PolicyTrainResult, train_policy
 from .step_size import StepUpdate, laplace_cost, step_from_estimates
 
-__all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "update_lambda",
+__all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "relabel", "update_lambda",
            "adapt_rate", "adapt_step_gps", "adapt_step_mirror"]
 
 
@@ -109,6 +109,12 @@ def policy_outcomes(task, policy: GaussianMLPPolicy, conditions: Sequence[int]) 
         else:
             out.append(PolicyOutcome(c, float("nan"), False))
     return out
+
+
+def relabel(controller: LinearGaussianController, X: np.ndarray) -> np.ndarray:
+    """The controller's mean actions K_t x_ti + k_t (N, T, dU) at states X (N, T, dX): the policy's training
+    targets for states sampled under any earlier controller (Appendix A)."""
+    return np.einsum("tux,ntx->ntu", controller.K, X) + controller.k
 
 
 def update_lambda(lam: np.ndarray, kl: np.ndarray, rate: float, target: float = 0.0) -> np.ndarray:
@@ -202,7 +208,7 @@ class Guide:
         for c, ctrl in zip(self.conditions, controllers):
             X = np.concatenate(self.buffer[c])
             obs.append(self.task.observe(X, c))
-            target.append(np.einsum("tux,ntx->ntu", ctrl.K, X) + ctrl.k)
+            target.append(relabel(ctrl, X))
             precision.append(np.broadcast_to(ctrl.precision, (len(X), *ctrl.precision.shape)))
             weights.append(np.broadcast_to(self.lam[c], (len(X), self.task.T)))
         return train_policy(self.policy, np.concatenate(obs), np.concatenate(target), np.concatenate(precision),
