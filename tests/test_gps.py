@@ -333,6 +333,18 @@ def test_damaged_checkpoint_raises_checkpoint_error(trained, tmp_path, damage):
         GPS.load(path)
 
 
+def test_checkpoint_of_a_task_whose_training_conditions_changed_says_so(peg2d, tmp_path):
+    """A run on the task's default training conditions cannot be loaded once the task has other ones (the octopus
+    went from four targets to eight); the error names both lists and the reason."""
+    path = tmp_path / "run.gpsx"
+    GPS(peg2d, GPSConfig(policy=False), seed=0).save(path)
+    changed = peg2d.with_horizon(peg2d.T)
+    changed.train_conditions = peg2d.train_conditions[:3]
+    with pytest.raises(CheckpointError, match=r"conditions \[0, 1, 2, 3\] do not match the config's \[0, 1, 2\] "
+                                              r"\(the config trains on the task's training conditions, and peg2d"):
+        GPS.load(path, task=changed)
+
+
 def test_failed_write_keeps_the_previous_checkpoint(trained, tmp_path, monkeypatch):
     path = tmp_path / "run.gpsx"
     trained.save(path)

@@ -480,8 +480,11 @@ class GPS:
             algo.iteration, algo.samples_used = int(meta["iteration"]), int(meta["samples_used"])
             saved = meta["conditions"]
             if [c["index"] for c in saved] != list(algo.conditions):
+                hint = ("" if algo.config.conditions is not None else
+                        f" (the config trains on the task's training conditions, and {task.name} has changed them "
+                        f"since this run; evaluate it with the gpsx version it ran on)")
                 raise CheckpointError(f"{path}: conditions {[c['index'] for c in saved]} do not match the "
-                                      f"config's {list(algo.conditions)}")
+                                      f"config's {list(algo.conditions)}{hint}")
             for s, c in zip(algo._states, saved):
                 part = _Parts(arrays, f"c{s.index}.")
                 s.eta, s.step_mult = float(c["eta"]), float(c["step_mult"])
