@@ -3,8 +3,9 @@
 For the last checkpoint of RUN_DIR, every buffered rollout of every trained condition is relabelled with the
 condition's current controller (m = K_t x + k_t: ``gpsx.guided.relabel``, as ``Guide.train`` does) and
 compared with the current policy: the mean residual q = ½ (m − μ^π)ᵀ C⁻¹ (m − μ^π) in nats per step, the
-largest |m|, the share of steps whose m leaves the actuators' range, and whether the rollout succeeded. docs/results.md (issue 6, sessions 5 and 6)
-quotes these for peg2d, the walker and the octopus.
+largest |m|, the share of steps whose m leaves the actuators' range, and whether the rollout succeeded.
+docs/results.md (issue 6, sessions 5 and 6) quotes these for peg2d, the walker and the octopus. The octopus
+runs quoted there trained on its first four targets; their checkpoints load with gpsx up to commit 289f613.
 
     PYTHONPATH=build/dev:python python benchmarks/relabel_residuals.py RUN_DIR
 """

@@ -3,7 +3,8 @@
 Rolls the gait's state machine (``walker.GaitMachine``) out from the 4 training conditions with torque noise,
 fits a fresh policy to its noise-free torques with ``train_policy`` (the GPS objective with unit weights and
 a fixed precision), and rolls the fitted policy out noise-free from all 7 conditions. The policy observes
-either the state alone or ``task.observe`` (the state plus each foot's position, ``Walker._observed_features``).
+either the state alone or ``task.observe`` (the state plus, per leg, how far the torso is ahead of the ankle
+and how high the foot is: ``Walker._observed_features``).
 docs/results.md, issue 6 session 6, has the table this prints.
 
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=build/dev:python python benchmarks/walker_cloning.py [--state-only]

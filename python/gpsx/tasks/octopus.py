@@ -11,9 +11,9 @@ Conditions: the arm starts straight at rest along +x (tip at (1, 0)); targets (x
 (0.7, ±0.4), (0.85, ±0.25), (0.75, ±0.35); test (0.8, ±0.3), (0.95, 0.1) — each within reach of a constant
 two-level activation of one side's muscles (checked in the tests). Along each side's arc the trained targets
 are 7 cm apart except around the held-out (0.8, ±0.3), which lies 7 cm from the trained ones on either side
-(the success radius is 5 cm), so the policy has to interpolate. With only the outer four (28 cm apart, the held-out ones 14 cm from
-them) the final policies reached 7 of 12 held-out targets over four seeds, with all eight 12 of 12
-(docs/results.md, issue 6, session 7).
+(the success radius is 5 cm), so the policy has to interpolate. Trained on the outer four alone (28 cm apart,
+the held-out ones 14 cm from them), the final policies reached 7 of 12 held-out targets over four seeds; on
+all eight, 12 of 12 (docs/results.md, issue 6, session 7).
 
 Observations: the state, the tip relative to the target, and the target (dO = 54).
 
