@@ -235,6 +235,39 @@ def test_fixed_step_rule_keeps_the_multiplier(monkeypatch, peg2d):
     assert all(r.kl_bound == pytest.approx((0.2 * T_SHORT,) * 2) for r in reports)
 
 
+def test_clip_action_covariance_bounds_the_eigenvalues_and_keeps_the_rest():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(6, 3, 3))
+    cov = 5.0 * A @ A.transpose(0, 2, 1) + 0.5 * np.eye(3)
+    ctrl = LinearGaussianController(rng.normal(size=(6, 3, 4)), rng.normal(size=(6, 3)), cov)
+    clipped = guided.clip_action_covariance(ctrl, 4.0)
+    w, V = np.linalg.eigh(cov)
+    w_new = np.linalg.eigvalsh(clipped.cov)
+    np.testing.assert_allclose(w_new, np.minimum(w, 4.0), rtol=1e-12, atol=1e-12)
+    for t in range(6):   # the same eigenvectors: V diagonalises the clipped covariance too
+        D = V[t].T @ clipped.cov[t] @ V[t]
+        np.testing.assert_allclose(D, np.diag(np.minimum(w[t], 4.0)), atol=1e-12)
+    assert clipped.K is ctrl.K and clipped.k is ctrl.k
+    assert guided.clip_action_covariance(ctrl, float(w.max())) is ctrl     # nothing above the bound
+
+
+def test_max_action_variance_bounds_the_controllers_after_the_warmup_only(peg2d):
+    cfg = small_config(warmup_iterations=2, max_action_variance=0.5)
+    algo, reports = run(peg2d, cfg, 2)
+    plain, _ = run(peg2d, small_config(warmup_iterations=2), 2)
+    for c in algo.conditions:                                    # the warm-up is untouched
+        assert np.array_equal(algo.controllers[c].cov, plain.controllers[c].cov)
+    assert max(np.linalg.eigvalsh(algo.controllers[c].cov).max() for c in algo.conditions) > 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        algo.step()
+    for c in algo.conditions:
+        assert np.linalg.eigvalsh(algo.controllers[c].cov).max() <= 0.5 * (1 + 1e-12)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="max_action_variance"):
+            GuidedConfig(max_action_variance=bad)
+
+
 def test_warmup_is_validated():
     assert GuidedConfig().warmup_iterations == 0
     assert GPSConfig.from_dict(GPSConfig(guided={"warmup_iterations": 5}).to_dict()).guided.warmup_iterations == 5

@@ -151,6 +151,13 @@ class GuidedConfig(_FromDict):
         "mirror": the actual side is the new policy linearisation, i.e. the policy after training on the
         new controller, as in Montgomery & Levine's step rule); "fixed": no adaptation, the multiplier stays
         at ``GPSConfig.initial_step_mult``.
+    max_action_variance: after the warm-up, each controller update's action covariance C_t has its eigenvalues
+        clipped to at most this ((action units)²; eigenvectors and gains kept). A guard outside the seed's
+        objective: the λ_t·KL(π‖p) term widens C_t towards Σ^π plus the policy's mean mismatch (the Riccati root
+        of math/gps_dp.md §3.1); wider exploration makes rollouts wander off, and the policy's fit to their
+        relabelled actions degrades (docs/results.md, issue 6, sessions 5 and 8). The peg2d recipe sets it to
+        the policy's variance, ``policy_std``². The reported step KL is the DP's, before the clip. None (the
+        default): C_t as the DP gives it.
     warmup_iterations: the first this many iterations optimise the controllers without the policy term (the
         trajectory-only update and step rule, no dual step: λ_t and α stay put), while the policy is still
         trained on every iteration's samples, with weights ``initial_lambda``. The controllers can then find the
@@ -178,6 +185,7 @@ class GuidedConfig(_FromDict):
     linearization_covariance: str = "fit"
     method: str = "dual"
     step_rule: str = "objective"
+    max_action_variance: float | None = None
     warmup_iterations: int = 0
 
     def __post_init__(self):
@@ -204,7 +212,7 @@ class GuidedConfig(_FromDict):
             raise ValueError(f"need lambda_rate <= lambda_rate_max, got {self.lambda_rate}, {self.lambda_rate_max}")
         _positive("kl_target", self.kl_target, allow_zero=True)
         _nested(self, "policy_prior", PriorConfig)
-        for name in ("policy_std", "dual_kl_max", "huber_threshold"):
+        for name in ("policy_std", "dual_kl_max", "huber_threshold", "max_action_variance"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         for name, choices in (("dual_step", DUAL_STEPS), ("linearization_covariance", LINEARIZATION_COVARIANCES),

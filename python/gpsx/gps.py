@@ -23,6 +23,7 @@ order of Appendix A (sample from the new p, train the policy on those samples, t
   region is centred on the policy instead, KL(p_new ‖ lin) ≤ ε, without λ terms or dual step. During the
   first ``guided.warmup_iterations`` iterations trajopt is the trajectory-only step 4 and λ_t takes no dual
   step (the policy is still trained and linearised, so its prior is fitted when the policy term starts);
+  after them, ``guided.max_action_variance`` (if set) clips each updated controller's covariance;
 - **evaluation**: one noise-free rollout of the policy's mean on every trained and every held-out test
   condition (noise-free: deterministic, so one rollout says what the policy does; the noisy samples of the
   controllers are reported separately).
@@ -33,7 +34,10 @@ thread pools than with one thread; parallelism comes from ``jobs`` instead.
 
 Randomness: the run's seed is a ``numpy.random.SeedSequence``; iteration i and condition m use the child
 ``SeedSequence(entropy, spawn_key=(i, m))`` (split into the sampling noise and the prior's EM). Results
-therefore depend neither on ``jobs`` nor on whether the run was checkpointed and resumed.
+therefore depend neither on ``jobs`` nor on whether the run was checkpointed and resumed, up to floating-point
+rounding: the tests' resumed runs are bit-identical, but a full-horizon peg2d run resumed at iteration 45
+differed from the uninterrupted one by 1e-13 in its next step multiplier, and such runs then diverge as any
+two runs of a contact-rich task do (docs/results.md, issue 6, session 8).
 """
 from __future__ import annotations
 
@@ -53,7 +57,8 @@ from .containers import LinearGaussianController, LinearGaussianDynamics, Quadra
 from .cost_expansion import quadratic_cost
 from .dynamics import DynamicsPrior, fit_dynamics
 from .errors import CheckpointError, NotPositiveDefiniteError
-from .guided import BestPolicy, Guide, PolicyOutcome, adapt_step_gps, adapt_step_mirror, policy_outcomes
+from .guided import (BestPolicy, Guide, PolicyOutcome, adapt_step_gps, adapt_step_mirror, clip_action_covariance,
+                     policy_outcomes)
 from .lqr import optimize_trajectory, policy_kl
 from .sampling import Rollouts
 from .step_size import StepUpdate, adapt_step
@@ -409,6 +414,9 @@ class GPS:
                 continue
             s.last = _Update(start, dyn, cost, None if lam is None else lin, lam)
             s.controller, s.eta = res.controller, res.eta
+            cap = cfg.guided.max_action_variance if lin is not None else None
+            if cap is not None:
+                s.controller = clip_action_covariance(s.controller, cap)
             out.append((res.kl, bound, True))
         return out
 

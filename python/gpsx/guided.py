@@ -62,7 +62,7 @@ from .policy_training import PolicyTrainResult, train_policy
 from .step_size import StepUpdate, laplace_cost, step_from_estimates
 
 __all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "relabel", "update_lambda",
-           "adapt_rate", "adapt_step_gps", "adapt_step_mirror"]
+           "adapt_rate", "adapt_step_gps", "adapt_step_mirror", "clip_action_covariance"]
 
 
 class ObservedPolicy:
@@ -115,6 +115,16 @@ def relabel(controller: LinearGaussianController, X: np.ndarray) -> np.ndarray:
     """The controller's mean actions K_t x_ti + k_t (N, T, dU) at states X (N, T, dX): the policy's training
     targets for states sampled under any earlier controller (Appendix A)."""
     return np.einsum("tux,ntx->ntu", controller.K, X) + controller.k
+
+
+def clip_action_covariance(controller: LinearGaussianController, max_variance: float) -> LinearGaussianController:
+    """The controller with each C_t's eigenvalues clipped to at most ``max_variance`` (same eigenvectors; gains
+    unchanged): the exploration bound of ``GuidedConfig.max_action_variance``."""
+    w, V = np.linalg.eigh(controller.cov)
+    if w.max() <= max_variance:
+        return controller
+    cov = np.einsum("tij,tj,tkj->tik", V, np.minimum(w, max_variance), V)
+    return LinearGaussianController(controller.K, controller.k, cov)
 
 
 def update_lambda(lam: np.ndarray, kl: np.ndarray, rate: float, target: float = 0.0) -> np.ndarray:
