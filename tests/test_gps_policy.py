@@ -247,13 +247,13 @@ def test_clip_action_covariance_bounds_the_eigenvalues_and_keeps_the_rest():
     for t in range(6):   # the same eigenvectors: V diagonalises the clipped covariance too
         D = V[t].T @ clipped.cov[t] @ V[t]
         np.testing.assert_allclose(D, np.diag(np.minimum(w[t], 4.0)), atol=1e-12)
-    assert clipped.K is ctrl.K and clipped.k is ctrl.k
+    assert np.array_equal(clipped.K, ctrl.K) and np.array_equal(clipped.k, ctrl.k)
     assert guided.clip_action_covariance(ctrl, float(w.max())) is ctrl     # nothing above the bound
 
 
 def test_max_action_variance_bounds_the_controllers_after_the_warmup_only(peg2d):
     cfg = small_config(warmup_iterations=2, max_action_variance=0.5)
-    algo, reports = run(peg2d, cfg, 2)
+    algo, _ = run(peg2d, cfg, 2)
     plain, _ = run(peg2d, small_config(warmup_iterations=2), 2)
     for c in algo.conditions:                                    # the warm-up is untouched
         assert np.array_equal(algo.controllers[c].cov, plain.controllers[c].cov)
