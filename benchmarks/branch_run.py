@@ -8,8 +8,9 @@ docs/results.md (issue 6, session 8, §2 and §3) was made this way, e.g.
     PYTHONPATH=build/dev:python python benchmarks/branch_run.py warm bound16 60 '{"max_action_variance": 16}'
     PYTHONPATH=build/dev:python python benchmarks/branch_run.py warm nobound 60 '{"max_action_variance": null}'
 
-Then ``gpsx eval bound16`` etc. A branch is not a rerun of the recipe command: a resumed run agrees with an
-uninterrupted one only to floating-point rounding (session 8, §7).
+Then ``gpsx eval bound16`` etc. A branch whose settings equal the source's continues it bit for bit. The
+tables of session 8 were made at commit 510088a, before the fix of session 8 §7; on later code the same
+commands give the uninterrupted runs' numbers, which can differ from those tables.
 """
 from __future__ import annotations
 

@@ -245,6 +245,29 @@ def test_random_state_makes_the_prior_reproducible():
     assert not np.array_equal(fits[0], fits[2])
 
 
+@pytest.mark.parametrize("batches", [1, 3])   # 1: scikit-learn's cold fit; 3: gpsx's warm-started EM
+def test_prior_restored_from_a_saved_state_continues_bit_for_bit(tmp_path, batches):
+    """The checkpoint path (state arrays through an .npz) restores the precision factors' memory layout too:
+    the mixture's matmul and einsum sum in a layout-dependent order, so a C-ordered copy of a transposed
+    array gives fits that differ in the last bits (and a resumed GPS run that drifts away)."""
+    system = linear_system(T=12, dX=3, dU=2, seed=13)
+    prior = DynamicsPrior(random_state=0, min_samples_per_cluster=10, max_clusters=3)
+    for i in range(batches):
+        prior.update(*rollout(system, 5, seed=200 + i, noise=0.05))
+    np.savez(tmp_path / "prior.npz", **prior.state_arrays())
+    with np.load(tmp_path / "prior.npz") as saved:
+        restored = DynamicsPrior(random_state=0, min_samples_per_cluster=10, max_clusters=3)
+        restored.load_state(dict(saved))
+    factors, restored_factors = prior._mixture.precisions_cholesky, restored._mixture.precisions_cholesky
+    assert restored_factors.strides == factors.strides and np.array_equal(restored_factors, factors)
+    X, U = rollout(system, 5, seed=300, noise=0.05)
+    for p in (prior, restored):
+        p.reseed(1)
+        p.update(X, U)
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        assert np.array_equal(getattr(prior._mixture, name), getattr(restored._mixture, name)), name
+
+
 def _weighted_log_densities(z, weights, means, precisions):
     """log w_k N(z; mu_k, P_k^-1) per cluster (K, N), written out independently of gpsx.mixture."""
     logs = []

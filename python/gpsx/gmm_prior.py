@@ -66,6 +66,21 @@ def policy_pairs(X, policy_mean) -> np.ndarray:
     return _time_major(X.transpose(1, 0, 2), mean.transpose(1, 0, 2))
 
 
+def _is_transposed(factors: np.ndarray) -> bool:
+    """Whether (K, D, D) ``factors`` is the transpose of a C-ordered array (as ``Mixture.from_covariances`` makes
+    it), rather than C-ordered itself (as scikit-learn makes it)."""
+    return not factors.flags.c_contiguous and factors.transpose(0, 2, 1).flags.c_contiguous
+
+
+def _transposed_layout(factors: np.ndarray) -> np.ndarray:
+    """The same values laid out as the transpose of a C-ordered array.
+
+    A checkpoint stores arrays C-ordered; restoring the precision factors' original layout keeps a resumed
+    run bit-identical: the mixture's einsum and matmul sum in a layout-dependent order, and the 1e-13
+    differences otherwise grow into a different run (docs/results.md, issue 6, session 8)."""
+    return np.ascontiguousarray(factors.transpose(0, 2, 1)).transpose(0, 2, 1)
+
+
 def _time_major(*parts: np.ndarray) -> np.ndarray:
     """The (T, N, d_i) parts side by side in one C-contiguous (T, N, sum d_i) array (the fit kernel reads it
     in place; ``np.concatenate`` would keep the parts' transposed memory order)."""
@@ -125,6 +140,7 @@ class _MixturePrior:
             return {}
         out = {"buffer": np.stack(self._buffer), "center": self._center, "scale": self._scale}
         out.update({name: getattr(self._mixture, name) for name in self._MIXTURE_FIELDS})
+        out["precisions_transposed"] = np.array(_is_transposed(self._mixture.precisions_cholesky))
         return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
@@ -144,6 +160,9 @@ class _MixturePrior:
             raise CheckpointError(f"prior state is inconsistent: {len(buffer)} trajectories "
                                   f"(max {self.max_samples}), {K} weights, means {mixture.means.shape}, "
                                   f"covariances {mixture.covariances.shape}")
+        if bool(arrays.get("precisions_transposed", False)):
+            mixture = Mixture(mixture.weights, mixture.means, mixture.covariances,
+                              _transposed_layout(mixture.precisions_cholesky))
         self._buffer, self._mixture, self._center, self._scale = list(buffer), mixture, center, scale
 
     def reseed(self, seed) -> None:

@@ -34,10 +34,10 @@ thread pools than with one thread; parallelism comes from ``jobs`` instead.
 
 Randomness: the run's seed is a ``numpy.random.SeedSequence``; iteration i and condition m use the child
 ``SeedSequence(entropy, spawn_key=(i, m))`` (split into the sampling noise and the prior's EM). Results
-therefore depend neither on ``jobs`` nor on whether the run was checkpointed and resumed, up to floating-point
-rounding: the tests' resumed runs are bit-identical, but a full-horizon peg2d run resumed at iteration 45
-differed from the uninterrupted one by 1e-13 in its next step multiplier, and such runs then diverge as any
-two runs of a contact-rich task do (docs/results.md, issue 6, session 8).
+therefore depend neither on ``jobs`` nor on whether the run was checkpointed and resumed. That needs the
+checkpoint to restore memory layouts where they change the order of floating-point sums: the GMM priors'
+precision factors (:mod:`gpsx.gmm_prior`; without it a resumed full-horizon peg2d run differed by 1e-13 at
+its next iteration and then became a different run, docs/results.md, issue 6, session 8).
 """
 from __future__ import annotations
 
