@@ -69,9 +69,7 @@ def test_misspelled_config_key_raises_naming_it(bad, key):
 
 @pytest.mark.parametrize("bad", [{"samples_per_condition": 0}, {"samples_per_condition": 2.5},
                                  {"kl_step": -1.0}, {"jobs": True}, {"conditions": []},
-                                 {"min_step_mult": 1.0, "max_step_mult": 0.5}, {"dynamics_prior": 3},
-                                 {"reject_cost_ratio": 1.0}, {"reject_cost_ratio": "2"},
-                                 {"reject_cost_ratio": 2.0, "guided": {"method": "mirror"}}])
+                                 {"min_step_mult": 1.0, "max_step_mult": 0.5}, {"dynamics_prior": 3}])
 def test_invalid_config_values_raise(bad):
     with pytest.raises((TypeError, ValueError)):
         GPSConfig.from_dict(bad)
@@ -296,49 +294,6 @@ def test_failed_trajectory_optimisation_keeps_the_controller_and_the_run_going(p
     assert report.updated == (True, False) and report.kl[1] == 0.0 and report.kl[0] > 0
     assert algo.controllers[3] is before and "controller kept" in caplog.text
     assert algo.step().updated == (True, True)      # the next iteration proceeds normally
-
-
-def test_a_step_whose_samples_cost_more_is_rejected_and_redone_smaller(peg2d, tmp_path):
-    """reject_cost_ratio: the controller reverts to the last update's start, which is re-optimised under that
-    update's model with a tenth of the step multiplier; the retry is accepted; the reference cost survives a
-    checkpoint."""
-    from gpsx.lqr import optimize_trajectory
-
-    algo = GPS(peg2d, small_config(reject_cost_ratio=1.5), seed=5)
-    reports = list(algo.run(2))
-    assert [r.rejected for r in reports] == [(False, False)] * 2
-    for s in algo._states:          # pretend the samples before the last step were nearly free
-        s.reference_cost = 1e-3
-    algo.save(tmp_path / "ckpt.npz")
-    resumed = GPS.load(tmp_path / "ckpt.npz")
-    olds = [(s.last, s.step_mult, s.eta) for s in algo._states]
-    report = algo.step()
-    assert report.rejected == (True, True)
-    for s, (last, mult, eta) in zip(algo._states, olds):
-        assert s.step_mult == pytest.approx(0.1 * mult)
-        assert s.reference_cost is None and s.last.start is last.start
-        redo = optimize_trajectory(last.dyn, last.cost, last.start, 0.2 * T_SHORT * s.step_mult, eta0=eta)
-        for name in ("K", "k", "cov"):
-            assert np.array_equal(getattr(s.controller, name), getattr(redo.controller, name))
-    again = resumed.step()
-    assert (again.rejected, again.mean_cost, again.kl, again.step_mult) == (report.rejected, report.mean_cost,
-                                                                            report.kl, report.step_mult)
-    assert_same_state(algo, resumed, tmp_path)
-    # the retry's samples would be rejected against the old reference (1e-3); the retry is accepted instead
-    retried = {s.index: s.controller for s in algo._states}
-    assert algo.step().rejected == (False, False)
-    assert all(s.reference_cost > 1e-3 and s.last.start is retried[s.index] for s in algo._states)
-
-
-def test_a_ratio_that_never_fires_changes_nothing(peg2d, tmp_path):
-    plain = GPS(peg2d, small_config(), seed=2)
-    guarded = GPS(peg2d, small_config(reject_cost_ratio=1e6), seed=2)
-    for a, b in zip(plain.run(3), guarded.run(3)):
-        assert a.rejected == () and b.rejected == (False, False)
-        assert a.mean_cost == b.mean_cost and a.kl == b.kl and a.step_mult == b.step_mult
-    (meta_a, arr_a), (meta_b, arr_b) = state_of(plain, tmp_path / "a.npz"), state_of(guarded, tmp_path / "b.npz")
-    assert meta_a["conditions"] == meta_b["conditions"] and arr_a.keys() == arr_b.keys()
-    assert all(np.array_equal(arr_a[name], arr_b[name]) for name in arr_a)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------

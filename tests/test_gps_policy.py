@@ -268,32 +268,6 @@ def test_max_action_variance_bounds_the_controllers_after_the_warmup_only(peg2d)
             GuidedConfig(max_action_variance=bad)
 
 
-def test_a_rejected_step_is_redone_with_the_policy_terms_under_the_earlier_model(monkeypatch, peg2d):
-    """reject_cost_ratio in guided mode: the policy is trained on the reverted controller's actions, and both the
-    controller update (with λ and the new linearisation) and the dual step use the earlier dynamics."""
-    algo, _ = run(peg2d, small_config().replace(reject_cost_ratio=1.5), 2)
-    lasts = {s.index: s.last for s in algo._states}
-    for s in algo._states:          # pretend the samples before the last step were nearly free
-        s.reference_cost = 1e-3
-    seen = {"trained_on": [], "optimised": [], "dual": []}
-    real_train, real_duals, real_opt = algo.guide.train, algo.guide.update_duals, gps_module.optimize_trajectory
-    monkeypatch.setattr(algo.guide, "train", lambda ctrls: seen["trained_on"].append(ctrls) or real_train(ctrls))
-    monkeypatch.setattr(algo.guide, "update_duals",
-                        lambda dyns, ctrls, lins: seen["dual"].append(dyns) or real_duals(dyns, ctrls, lins))
-    monkeypatch.setattr(gps_module, "optimize_trajectory",
-                        lambda dyn, cost, start, bound, **kw: seen["optimised"].append((dyn, start, kw))
-                        or real_opt(dyn, cost, start, bound, **kw))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        report = algo.step()
-    assert report.rejected == (True, True)
-    conds = algo.conditions
-    assert [c is lasts[i].start for c, i in zip(seen["trained_on"][0], conds)] == [True, True]
-    for (dyn, start, kw), i in zip(seen["optimised"], conds):
-        assert dyn is lasts[i].dyn and start is lasts[i].start and set(kw) >= {"policy", "lam"}
-    assert [d is lasts[i].dyn for d, i in zip(seen["dual"][0], conds)] == [True, True]
-
-
 def test_warmup_is_validated():
     assert GuidedConfig().warmup_iterations == 0
     assert GPSConfig.from_dict(GPSConfig(guided={"warmup_iterations": 5}).to_dict()).guided.warmup_iterations == 5

@@ -233,14 +233,6 @@ class GPSConfig(_FromDict):
     initial_step_mult, min_step_mult, max_step_mult: the step multiplier's start and its clip range.
     initial_eta: the first η of the η search (later searches start from the previous η).
     initial_noise_scale: multiplies the covariance of the task's initial controllers (exploration noise).
-    reject_cost_ratio: None (default), or a ratio > 1: a condition whose samples' mean cost rises above the
-        previous iteration's by more than (ratio − 1) times the latter's magnitude (for costs ≥ 0: exceeds ratio
-        times it) rejects the step that produced its controller. The controller
-        reverts to the one it came from, which is re-optimised under its own (earlier) dynamics and cost model
-        with the step multiplier cut to a tenth; that retry is accepted whatever its samples cost, as the
-        reference is itself a draw of a few samples (a trust-region step rejection; a sample-based trial cannot
-        stop a step from landing in a worse basin, e.g. a peg on top of the slot's wall, from which the KL
-        steps rarely climb back). Not with ``guided.method="mirror"``, whose steps start from the policy.
     dynamics_prior: :class:`PriorConfig`.
     jobs: worker processes for sampling the conditions in parallel (joblib); results do not depend on it.
     policy: True (default) for guided policy search with the neural-network policy; False for the
@@ -257,7 +249,6 @@ class GPSConfig(_FromDict):
     max_step_mult: float = 10.0
     initial_eta: float = 1.0
     initial_noise_scale: float = 1.0
-    reject_cost_ratio: float | None = None
     dynamics_prior: PriorConfig = field(default_factory=PriorConfig)
     jobs: int = 1
     policy: bool = True
@@ -287,14 +278,6 @@ class GPSConfig(_FromDict):
         if not isinstance(self.policy, bool):
             raise TypeError(f"policy must be true or false, got {self.policy!r}")
         _nested(self, "guided", GuidedConfig)
-        if self.reject_cost_ratio is not None:
-            _positive("reject_cost_ratio", self.reject_cost_ratio)
-            if self.reject_cost_ratio <= 1.0:
-                raise ValueError(f"reject_cost_ratio must be > 1 (or None), got {self.reject_cost_ratio}")
-            if self.policy and self.guided.method == "mirror":
-                raise ValueError("reject_cost_ratio needs guided.method='dual' (or policy=False): a mirror step "
-                                 "starts from the policy linearisation, so there is no earlier controller to "
-                                 "return to")
 
 
     def to_dict(self) -> dict[str, Any]:

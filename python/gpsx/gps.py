@@ -11,13 +11,6 @@ One iteration, per condition (each condition has its own controller, dynamics pr
    then the controller is re-optimised under KL(p_new ‖ p_cur) ≤ kl_step · T · step_mult
    (:func:`gpsx.optimize_trajectory`).
 
-With ``config.reject_cost_ratio`` set, a condition whose samples cost that much more than the previous
-iteration's rejects the step between 3 and 4: its controller reverts to the one the step started from, the
-dynamics and cost model that controller was optimised under replace the new ones for the rest of the
-iteration, and the step multiplier is cut to a tenth (the step rule is skipped; the new samples still feed the
-dynamics prior and, with the policy, the policy's buffer). The retry is not rejected in turn: its samples become
-the next reference, since the reference may itself have been a lucky draw of a few samples.
-
 With ``config.policy`` (the default) the policy phases of :mod:`gpsx.guided` run between 3 and 4, in the
 order of Appendix A (sample from the new p, train the policy on those samples, then update p):
 
@@ -68,7 +61,7 @@ from .guided import (BestPolicy, Guide, PolicyOutcome, adapt_step_gps, adapt_ste
                      policy_outcomes)
 from .lqr import optimize_trajectory, policy_kl
 from .sampling import Rollouts
-from .step_size import FACTOR_MIN, StepUpdate, adapt_step
+from .step_size import StepUpdate, adapt_step
 
 __all__ = ["GPS", "IterationReport", "PHASES", "POLICY_PHASES"]
 
@@ -89,10 +82,7 @@ class IterationReport:
     diverged rollouts left out; kl: KL(p_new ‖ p_cur) of the update; kl_bound: its bound ε; updated:
     False where the η search failed (``NotPositiveDefiniteError``) and the controller was kept unchanged
     (kl 0); eta: the η found; step_mult: the step multiplier of this update (kl_bound = kl_step · T ·
-    step_mult); timings: seconds per phase (:data:`PHASES`, or :data:`POLICY_PHASES` with the policy);
-    action_variance: mean over t of the new controller's action variance (trace of cov_t / dU); rejected: True
-    where ``reject_cost_ratio`` rejected the previous step (the update restarted from the controller before it;
-    empty in metrics written before the setting existed).
+    step_mult); timings: seconds per phase (:data:`PHASES`, or :data:`POLICY_PHASES` with the policy).
 
     With the policy (empty / None in trajectory-only mode): policy_cost, policy_success: total cost and
     success of one noise-free rollout of the policy's mean per trained condition (cost NaN if it diverged);
@@ -118,7 +108,6 @@ class IterationReport:
     step_mult: tuple[float, ...]
     timings: dict[str, float]
     action_variance: tuple[float, ...] = ()
-    rejected: tuple[bool, ...] = ()
     policy_cost: tuple[float, ...] = ()
     policy_success: tuple[bool, ...] = ()
     test_conditions: tuple[int, ...] = ()
@@ -162,9 +151,6 @@ class _ConditionState:
     eta: float
     step_mult: float
     last: _Update | None = None
-    #: mean total cost of the samples ``last``'s model was fitted to (the reference of ``reject_cost_ratio``;
-    #: None after a rejection, so that the retry is accepted)
-    reference_cost: float | None = None
 
 
 @dataclass(frozen=True)
@@ -290,13 +276,12 @@ class GPS:
             dyns = self._fit_dynamics(batches, [ss[1] for ss in seeds])
         with _timed(timings, "cost"):
             costs, sample_costs = self._expand_costs(batches)
-            rejected = self._reject_worse_steps(sample_costs, dyns, costs)
         extra: dict[str, Any] = {}
         if self.guide is None:
             with _timed(timings, "trajopt"):
-                results = self._optimize_trajectories(dyns, costs, None, rejected)
+                results = self._optimize_trajectories(dyns, costs, None)
         else:
-            results = self._guided_phases(batches, dyns, costs, rejected, timings, extra)
+            results = self._guided_phases(batches, dyns, costs, timings, extra)
         n = self.config.samples_per_condition
         self.samples_used += n * len(self._states)
         success = [float(self.task.success(b.X, s.index).sum()) / n if len(b.X) else 0.0
@@ -309,7 +294,7 @@ class GPS:
             updated=tuple(r[2] for r in results),
             eta=tuple(s.eta for s in self._states), step_mult=tuple(s.step_mult for s in self._states),
             timings=timings, action_variance=tuple(_action_variance(s.controller) for s in self._states),
-            rejected=rejected if self.config.reject_cost_ratio is not None else (), **extra)
+            **extra)
         self.iteration += 1
         logger.info("iteration %d: mean cost %s, KL %s, eta %s (%.2f s)", report.iteration,
                     _fmt(report.mean_cost), _fmt(report.kl), _fmt(report.eta), sum(timings.values()))
@@ -361,8 +346,8 @@ class GPS:
             totals.append(float(d.l.sum(axis=1).mean()))
         return costs, totals
 
-    def _guided_phases(self, batches: list[_Batch], dyns, costs, rejected: tuple[bool, ...],
-                       timings: dict[str, float], extra: dict[str, Any]) -> list[tuple[float, float, bool]]:
+    def _guided_phases(self, batches: list[_Batch], dyns, costs, timings: dict[str, float],
+                       extra: dict[str, Any]) -> list[tuple[float, float, bool]]:
         """Train and linearise the policy, optimise the controllers towards it, update λ, evaluate the policy;
         the report's policy fields go into ``extra``. Returns what :meth:`_optimize_trajectories` does."""
         guide, states, warmup = self.guide, [b.X for b in batches], not self._policy_term(self.iteration)
@@ -376,7 +361,7 @@ class GPS:
             if before:
                 kls = guide.update_duals(dyns, [s.controller for s in self._states], lins)
         with _timed(timings, "trajopt"):
-            results = self._optimize_trajectories(dyns, costs, None if warmup else lins, rejected)
+            results = self._optimize_trajectories(dyns, costs, None if warmup else lins)
             ctrls = [s.controller for s in self._states]
             if not dual:
                 kls = [float(policy_kl(*a).mean()) for a in zip(dyns, ctrls, lins)]
@@ -395,30 +380,7 @@ class GPS:
             policy_iterations=trained.iterations, policy_train_samples=trained.n_samples)
         return results
 
-    def _reject_worse_steps(self, sample_costs: list[float], dyns: list, costs: list) -> tuple[bool, ...]:
-        """Apply ``config.reject_cost_ratio``: where this iteration's samples cost too much more than the
-        reference, revert the controller to the start of its last update, put that update's dynamics and cost
-        model in place of the new ones in ``dyns`` and ``costs`` (in place) and cut the step multiplier to a
-        tenth, and clear the reference so that the retry is accepted; elsewhere the samples' cost becomes the
-        reference. Returns which conditions were rejected."""
-        ratio, out = self.config.reject_cost_ratio, []
-        for i, (s, total) in enumerate(zip(self._states, sample_costs)):
-            ref = s.reference_cost
-            worse = (ratio is not None and s.last is not None and ref is not None
-                     and total - ref > (ratio - 1.0) * abs(ref))
-            if worse:
-                cut = max(self.config.min_step_mult, FACTOR_MIN * s.step_mult)   # the step rule's strongest cut
-                logger.info("iteration %d, condition %d: samples cost %.4g against %.4g before the last step; "
-                            "step rejected, step_mult %.4g -> %.4g", self.iteration, s.index, total, ref,
-                            s.step_mult, cut)
-                s.controller, s.step_mult, s.reference_cost = s.last.start, cut, None
-                dyns[i], costs[i] = s.last.dyn, s.last.cost
-            else:
-                s.reference_cost = total
-            out.append(worse)
-        return tuple(out)
-
-    def _optimize_trajectories(self, dyns, costs, lins, rejected) -> list[tuple[float, float, bool]]:
+    def _optimize_trajectories(self, dyns, costs, lins) -> list[tuple[float, float, bool]]:
         """Adapt each step multiplier, then take the KL-bounded step; returns (KL, bound, updated) per condition.
 
         If the η search fails (Q_uu indefinite up to η = 1e16) the condition keeps its controller for this
@@ -427,8 +389,7 @@ class GPS:
         next iteration.
 
         ``lins``: the policy linearisation per condition (guided mode, λ from the guide), or None (trajectory-only
-        mode, and the guided warm-up). ``rejected``: conditions whose last step was rejected
-        (:meth:`_reject_worse_steps` set their multiplier; the step rule is skipped).
+        mode, and the guided warm-up).
         """
         cfg = self.config
         out = []
@@ -437,7 +398,7 @@ class GPS:
             lam = None if lins is None or self._mirror else self.guide.lam[s.index].copy()
             start = lin if self._mirror else s.controller
             guided = {} if lam is None else {"policy": lin, "lam": lam}
-            if s.last is not None and not rejected[i]:
+            if s.last is not None:
                 upd = self._adapt_step(s, dyn, cost, lin)
                 logger.debug("condition %d: predicted improvement %.4g, actual %.4g, step_mult %.4g -> %.4g",
                              s.index, upd.predicted, upd.actual, s.step_mult, upd.step_mult)
@@ -492,8 +453,7 @@ class GPS:
         meta = {"task": self.task.name, "horizon": self.task.T, "config": self.config.to_dict(),
                 "entropy": self.entropy, "iteration": self.iteration, "samples_used": self.samples_used,
                 "conditions": [{"index": s.index, "eta": s.eta, "step_mult": s.step_mult,
-                                "has_last": s.last is not None, "reference_cost": s.reference_cost}
-                               for s in self._states]}
+                                "has_last": s.last is not None} for s in self._states]}
         arrays: dict[str, np.ndarray] = {}
         for s in self._states:
             parts: dict[str, Any] = {"controller": s.controller}
@@ -536,7 +496,6 @@ class GPS:
             for s, c in zip(algo._states, saved):
                 part = _Parts(arrays, f"c{s.index}.")
                 s.eta, s.step_mult = float(c["eta"]), float(c["step_mult"])
-                s.reference_cost = c.get("reference_cost")   # absent in checkpoints older than the setting
                 s.controller = part.build("controller", LinearGaussianController)
                 if c["has_last"]:
                     guided = algo._policy_term(algo.iteration - 1) and not algo._mirror   # lin and λ kept
