@@ -31,13 +31,18 @@ def run_seed(task_name: str, settings: dict, iterations: int, alpha: float | Non
     from gpsx.gps import GPS
 
     if alpha is not None:   # the peg tasks build their ℓ12 term with PointTarget's default α: rebind it
+        import gpsx.costs
         import gpsx.tasks.peg as peg
 
-        peg.PointTarget = functools.partial(peg.PointTarget, alpha=alpha)
+        peg.PointTarget = functools.partial(gpsx.costs.PointTarget, alpha=alpha)
     algo = GPS(gpsx.tasks.make(task_name), GPSConfig.from_dict(settings), seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.array([report.success for report in algo.run(iterations)])
+
+
+def shares(row: np.ndarray) -> str:
+    return " ".join(f"{v:.1f}" for v in row)
 
 
 def totals(share: np.ndarray) -> str:
@@ -70,12 +75,11 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs) as pool:
         success = np.array(list(pool.map(job, range(args.seeds))))   # (seeds, iterations, conditions)
     before, last = success[:, switch - 5:switch].mean(axis=1), success[:, -5:].mean(axis=1)
-    fmt = lambda row: " ".join(f"{v:.1f}" for v in row)
     print(f"{args.task}, recipe with policy off and {args.overrides or 'no overrides'}"
           f"{'' if args.alpha is None else f', alpha {args.alpha:g}'}: samples' success per condition, "
           f"iterations {switch - 5}-{switch - 1} | {args.iterations - 5}-{args.iterations - 1}")
     for seed in range(args.seeds):
-        print(f"  seed {seed:2d}: {fmt(before[seed])} | {fmt(last[seed])}")
+        print(f"  seed {seed:2d}: {shares(before[seed])} | {shares(last[seed])}")
     print(f"iterations {switch - 5}-{switch - 1}: {totals(before)}")
     print(f"iterations {args.iterations - 5}-{args.iterations - 1}: {totals(last)}")
 
