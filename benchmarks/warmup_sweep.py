@@ -42,6 +42,7 @@ def run_seed(task_name: str, settings: dict, iterations: int, alpha: float | Non
 
 
 def shares(row: np.ndarray) -> str:
+    """One condition's share per column, one decimal each."""
     return " ".join(f"{v:.1f}" for v in row)
 
 
