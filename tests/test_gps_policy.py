@@ -144,6 +144,38 @@ def test_dual_kl_max_clips_the_kl_the_dual_step_sees(peg2d, monkeypatch):
             GuidedConfig(policy_std=bad)
 
 
+def test_balanced_weights_give_every_condition_the_common_mean_and_keep_the_profiles_and_total():
+    rng = np.random.default_rng(0)
+    lams = [rng.uniform(0.1, 1.0, 7) * scale for scale in (1.0, 30.0, 0.2)] + [np.zeros(7)]
+    out = guided.balance_weights(lams)
+    positive = [m.mean() for m in lams if m.mean() > 0]
+    for lam, new in zip(lams[:3], out[:3]):
+        assert new.mean() == pytest.approx(sum(positive) / 3)       # the common mean
+        np.testing.assert_allclose(new / new.sum(), lam / lam.sum())   # the profile over t
+    assert (out[3] == 0).all()                                       # nothing to rescale: it stays 0
+    assert sum(o.sum() for o in out) == pytest.approx(sum(lam.sum() for lam in lams))
+    equal = [np.full(7, 0.01), np.full(7, 0.01)]
+    assert all(np.array_equal(a, b) for a, b in zip(guided.balance_weights(equal), equal))
+
+
+@pytest.mark.parametrize("setting", ["lambda", "balanced"])
+def test_policy_weights_setting_picks_the_training_weights(monkeypatch, peg2d, setting):
+    """The fit gets λ_t of each sample's condition ("lambda") or the balanced λ_t ("balanced")."""
+    seen = {}
+    monkeypatch.setattr(guided, "train_policy", lambda *args, **kwargs: seen.setdefault("weights", args[4]))
+    guide = guided.Guide(peg2d, (0, 3), GuidedConfig(policy_weights=setting), seed=0)
+    guide.lam = {0: np.linspace(1.0, 2.0, T_SHORT), 3: np.full(T_SHORT, 30.0)}
+    ctrl = peg2d.initial_controller(0)
+    for c in (0, 3):
+        guide.buffer[c] = [peg2d.rollout(ctrl, c, n=2, seed=c)[0]]
+    guide.train([ctrl, ctrl])
+    lams = [guide.lam[0], guide.lam[3]]
+    want = lams if setting == "lambda" else guided.balance_weights(lams)
+    np.testing.assert_array_equal(seen["weights"], np.concatenate([np.broadcast_to(w, (2, T_SHORT)) for w in want]))
+    with pytest.raises(ValueError, match="policy_weights"):
+        GuidedConfig(policy_weights="uniform")
+
+
 def test_policy_std_fixes_the_policy_covariance_in_training(peg2d):
     algo, _ = run(peg2d, small_config(policy_std=3.0), 2)
     np.testing.assert_allclose(algo.policy.covariance(), 9.0 * np.eye(peg2d.dU))

@@ -15,12 +15,14 @@ from typing import Any, Mapping
 from .policy import ACTIVATIONS
 
 __all__ = ["GPSConfig", "GuidedConfig", "PriorConfig", "DUAL_STEPS", "LINEARIZATION_COVARIANCES", "METHODS",
-           "STEP_RULES"]
+           "POLICY_WEIGHTS", "STEP_RULES"]
 
-#: values of ``GuidedConfig.dual_step``, ``.linearization_covariance``, ``.method`` and ``.step_rule``
+#: values of ``GuidedConfig.dual_step``, ``.linearization_covariance``, ``.method``, ``.policy_weights`` and
+#: ``.step_rule``
 DUAL_STEPS = ("after", "before")
 LINEARIZATION_COVARIANCES = ("fit", "policy")
 METHODS = ("dual", "mirror")
+POLICY_WEIGHTS = ("lambda", "balanced")
 STEP_RULES = ("objective", "cost", "fixed")
 
 
@@ -114,6 +116,14 @@ class GuidedConfig(_FromDict):
         (the default): the seed's least squares.
     buffer_iterations: the policy trains on the states of this many most recent iterations per condition
         (this one included), all relabelled with the current controllers' actions (Appendix A).
+    policy_weights: the per-sample weights of the policy's fit. "lambda" (the seed's objective): λ_t of the
+        sample's condition and step. "balanced": each condition's λ_t rescaled so that its mean over the steps
+        is the mean over all conditions and steps; the profile over t within a condition is kept, and so is
+        the total weight, but no condition outweighs another. With ``dual_step`` "after" the KL that drives
+        λ_t contains the controllers' own step and never reaches the target, so the λ_t of all conditions
+        keep growing, at rates set by α's per-condition adaptation (the conditions' mean λ_t differed by
+        3–13× at the end of eight peg2d runs), so under "lambda" the fastest-growing condition dominates the
+        fit (docs/results.md, issue 6, session 10). While all λ_t are equal (the warm-up) both are the same.
     initial_lambda: λ_t at every step before the first update.
     lambda_rate: the initial dual step α of λ_t ← max(0, λ_t + α·(KL_t − kl_target)).
     lambda_rate_increase: α is multiplied by this (per condition) whenever the mean KL(π‖p) did not fall
@@ -173,6 +183,7 @@ class GuidedConfig(_FromDict):
     weight_decay: float = 0.0
     huber_threshold: float | None = None
     buffer_iterations: int = 3
+    policy_weights: str = "lambda"
     initial_lambda: float = 0.01
     lambda_rate: float = 0.01
     lambda_rate_increase: float = 2.0
@@ -216,7 +227,7 @@ class GuidedConfig(_FromDict):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         for name, choices in (("dual_step", DUAL_STEPS), ("linearization_covariance", LINEARIZATION_COVARIANCES),
-                              ("method", METHODS), ("step_rule", STEP_RULES)):
+                              ("method", METHODS), ("policy_weights", POLICY_WEIGHTS), ("step_rule", STEP_RULES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
 

@@ -11,7 +11,8 @@ relabelling buffer. Per iteration, after sampling from the controllers and fitti
    ``warm_start`` False from the run's seeded initial weights) to the seed's
    objective on every buffered state, each relabelled with the action of its condition's *current*
    controller (the one this iteration sampled: "sample from the new p, then train the policy on those
-   samples", Appendix A): targets K_t x + k_t, precisions C_t⁻¹, weights λ_t;
+   samples", Appendix A): targets K_t x + k_t, precisions C_t⁻¹, weights λ_t (with ``policy_weights``
+   "balanced", each condition's λ_t rescaled to a common mean: :func:`balance_weights`);
 3. :meth:`Guide.linearize` fits π ≈ N(K^π x + k^π, Σ^π) around this iteration's samples of every condition
    (:func:`gpsx.fit_policy_linearization`), with one :class:`gpsx.PolicyPrior` pooled over the conditions;
    the linearisation is of the policy just trained, so the controllers are then optimised
@@ -62,7 +63,7 @@ from .policy_training import PolicyTrainResult, train_policy
 from .step_size import StepUpdate, laplace_cost, step_from_estimates
 
 __all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "relabel", "update_lambda",
-           "adapt_rate", "adapt_step_gps", "adapt_step_mirror", "clip_action_covariance"]
+           "adapt_rate", "adapt_step_gps", "balance_weights", "adapt_step_mirror", "clip_action_covariance"]
 
 
 class ObservedPolicy:
@@ -133,6 +134,16 @@ def update_lambda(lam: np.ndarray, kl: np.ndarray, rate: float, target: float = 
     With ``target`` 0 (KL ≥ 0) λ_t can only grow; with a target it falls where KL_t < target.
     """
     return np.maximum(0.0, lam + rate * (kl - target))
+
+
+def balance_weights(lams: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each condition's λ_t (T,) rescaled to a common mean (``policy_weights`` "balanced"): the total weight and
+    each condition's profile over t are kept, and the conditions weigh alike. A condition whose λ_t are all 0
+    stays 0 (it has no profile to rescale); the others share its weight."""
+    means = [float(lam.mean()) for lam in lams]
+    positive = sum(m > 0 for m in means)
+    common = sum(means) / positive if positive else 0.0
+    return [lam * (common / m) if m > 0 else lam for lam, m in zip(lams, means)]
 
 
 def adapt_rate(rate: float, kl_mean: float, previous_kl_mean: float | None, increase: float,
@@ -214,13 +225,16 @@ class Guide:
             return PolicyTrainResult(objective=0.0, initial_objective=0.0, iterations=0, evaluations=0,
                                      wall_time=0.0, converged=True,
                                      message="every lambda_t is 0: nothing to train, policy kept", n_samples=0)
+        lams = [self.lam[c] for c in self.conditions]
+        if self.config.policy_weights == "balanced":
+            lams = balance_weights(lams)
         obs, target, precision, weights = [], [], [], []
-        for c, ctrl in zip(self.conditions, controllers):
+        for c, ctrl, lam in zip(self.conditions, controllers, lams):
             X = np.concatenate(self.buffer[c])
             obs.append(self.task.observe(X, c))
             target.append(relabel(ctrl, X))
             precision.append(np.broadcast_to(ctrl.precision, (len(X), *ctrl.precision.shape)))
-            weights.append(np.broadcast_to(self.lam[c], (len(X), self.task.T)))
+            weights.append(np.broadcast_to(lam, (len(X), self.task.T)))
         return train_policy(self.policy, np.concatenate(obs), np.concatenate(target), np.concatenate(precision),
                             np.concatenate(weights), max_iterations=self.config.train_iterations,
                             seed=None if self.config.warm_start else self.seed,
