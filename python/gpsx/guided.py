@@ -139,8 +139,11 @@ def update_lambda(lam: np.ndarray, kl: np.ndarray, rate: float, target: float = 
 def balance_weights(lams: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Each condition's λ_t (T,) rescaled to a common mean (``policy_weights`` "balanced"): the total weight and
     each condition's profile over t are kept, and the conditions weigh alike. A condition whose λ_t are all 0
-    stays 0 (it has no profile to rescale); the others share its weight."""
+    stays 0 (it has no profile to rescale); the others share its weight. Equal means are returned as they are,
+    so that the warm-up's weights are bit for bit those of "lambda" (a rescaling by 1 ± 1 ulp would not be)."""
     means = [float(lam.mean()) for lam in lams]
+    if min(means) == max(means):
+        return list(lams)
     positive = sum(m > 0 for m in means)
     common = sum(means) / positive if positive else 0.0
     return [lam * (common / m) if m > 0 else lam for lam, m in zip(lams, means)]
