@@ -117,13 +117,13 @@ class GuidedConfig(_FromDict):
     buffer_iterations: the policy trains on the states of this many most recent iterations per condition
         (this one included), all relabelled with the current controllers' actions (Appendix A).
     policy_weights: the per-sample weights of the policy's fit. "lambda" (the seed's objective): λ_t of the
-        sample's condition and step. "balanced": each condition's λ_t rescaled so that its mean over the steps
-        is the mean over all conditions and steps; the profile over t within a condition is kept, and so is
-        the total weight, but no condition outweighs another. With ``dual_step`` "after" the KL that drives
-        λ_t contains the controllers' own step and never reaches the target, so the λ_t of all conditions
-        keep growing, at rates set by α's per-condition adaptation (the conditions' mean λ_t differed by
-        3–13× at the end of eight peg2d runs), so under "lambda" the fastest-growing condition dominates the
-        fit (docs/results.md, issue 6, session 10). While all λ_t are equal (the warm-up) both are the same.
+        sample's condition and step. "balanced": each condition's λ_t rescaled to a common mean
+        (:func:`gpsx.guided.balance_weights`); the profile over t within a condition is kept, and so is the
+        total weight, but no condition outweighs another. With ``dual_step`` "after" the KL that drives λ_t
+        contains the controllers' own step and never reaches the target, so every condition's λ_t keeps
+        growing, at a rate set by its own α adaptation (the conditions' mean λ_t differed by 3–13× at the end
+        of eight peg2d runs); under "lambda" the fastest-growing condition then dominates the fit
+        (docs/results.md, issue 6, session 10). While all λ_t are equal (the warm-up) both are the same.
     initial_lambda: λ_t at every step before the first update.
     lambda_rate: the initial dual step α of λ_t ← max(0, λ_t + α·(KL_t − kl_target)).
     lambda_rate_increase: α is multiplied by this (per condition) whenever the mean KL(π‖p) did not fall

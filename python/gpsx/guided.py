@@ -63,7 +63,7 @@ from .policy_training import PolicyTrainResult, train_policy
 from .step_size import StepUpdate, laplace_cost, step_from_estimates
 
 __all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_outcomes", "relabel", "update_lambda",
-           "adapt_rate", "adapt_step_gps", "balance_weights", "adapt_step_mirror", "clip_action_covariance"]
+           "balance_weights", "adapt_rate", "adapt_step_gps", "adapt_step_mirror", "clip_action_covariance"]
 
 
 class ObservedPolicy:
@@ -144,8 +144,7 @@ def balance_weights(lams: Sequence[np.ndarray]) -> list[np.ndarray]:
     means = [float(lam.mean()) for lam in lams]
     if min(means) == max(means):
         return list(lams)
-    positive = sum(m > 0 for m in means)
-    common = sum(means) / positive if positive else 0.0
+    common = sum(means) / sum(m > 0 for m in means)        # some mean is > 0: they are not all equal
     return [lam * (common / m) if m > 0 else lam for lam, m in zip(lams, means)]
 
 
