@@ -4,7 +4,10 @@ Per run folder, over the iterations from ``--from`` (default 45, the peg recipes
 mean number of conditions (trained plus held-out) the policy's noise-free rollout solved ("λ phase" in
 docs/results.md), the iterations at which it solved every trained condition, the mean share of the
 controllers' samples that succeeded, and the controllers' mean action variance per condition just before
-FROM and at the last iteration. docs/results.md (issue 6, session 8) quotes these.
+FROM and at the last iteration. docs/results.md (issue 6, session 8) quotes these. A second line gives, per
+trained condition, the samples' mean success over those iterations and the mean λ_t at the last one (with the
+largest over the smallest), and the range of the per-condition mean KL(π‖p) the dual step saw (after
+``dual_kl_max``) over those iterations (session 10 quotes these).
 
     PYTHONPATH=build/dev:python python benchmarks/phase_summary.py RUN_DIR [RUN_DIR ...] [--from 45]
 """
@@ -33,10 +36,23 @@ def main() -> None:
         total = len(phase[0].policy_success) + len(phase[0].test_policy_success)
         all_trained = sum(all(r.policy_success) for r in phase)
         samples = np.mean([np.mean(r.success) for r in phase])
-        variance = lambda r: ", ".join(f"{v:.0f}" for v in r.action_variance)
         print(f"{run_dir}: iterations {args.start}-{phase[-1].iteration}: policy solved {solved:.2f} of {total} "
               f"on average, all trained at {all_trained} of {len(phase)}; samples' success {samples:.2f}; "
-              f"action variance {variance(before[0]) if before else '?'} -> {variance(phase[-1])}")
+              f"action variance {_variances(before[0]) if before else '?'} -> {_variances(phase[-1])}")
+        per_condition = np.mean([r.success for r in phase], axis=0)
+        lam = np.asarray(phase[-1].lam)
+        kl = np.array([r.policy_kl for r in phase])
+        print(f"    samples' success per condition {_join(per_condition, '.2f')}; λ at iteration "
+              f"{phase[-1].iteration} {_join(lam, '.2g')} (largest/smallest {lam.max() / lam.min():.1f}); "
+              f"policy KL min {kl.min():.2f}, median {np.median(kl):.2f}, max {kl.max():.2f}")
+
+
+def _join(values, spec: str) -> str:
+    return ", ".join(format(v, spec) for v in values)
+
+
+def _variances(report) -> str:
+    return _join(report.action_variance, ".0f")
 
 
 if __name__ == "__main__":

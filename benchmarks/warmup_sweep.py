@@ -9,7 +9,7 @@ seed: each condition's mean share of successful samples over the five iterations
 the policy term, and over the last five; then the totals: conditions with a share ≥ 0.8, the mean share, and the
 seeds with every condition ≥ 0.8. docs/results.md (issue 6, session 9) quotes these.
 
-    PYTHONPATH=build/dev:python python benchmarks/warmup_sweep.py peg2d --seeds 16 --set initial_noise_scale=200
+    PYTHONPATH=build/dev:python python benchmarks/warmup_sweep.py peg2d --seeds 16 --set initial_noise_scale=50   # the session-8 noise
 """
 from __future__ import annotations
 
