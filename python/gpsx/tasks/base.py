@@ -18,9 +18,9 @@ takes a ``condition`` accepts an index or a :class:`Condition`.
 state, then features computed from it (:meth:`Task._observed_features`; none by default), then what the
 condition adds (:meth:`Task._observed_extra`; by default its goal point when it has one). A peg's conditions
 share the initial state and differ only in the slot, so a policy on the state alone could not know where to
-go; it sees the slot bottom's position too. The octopus's policy also sees its tip relative to the target, the
-walker's where each foot is (its gait switches on foot contact, which a small network does not extract from
-joint angles); docs/results.md, issue 6, session 6. Controllers act on the state.
+go; it sees the slot bottom's position too. The octopus's and the pegs' policies also see their tip relative to
+the target (docs/results.md, issue 6, sessions 6 and 11), the walker's where each foot is (its gait switches on
+foot contact, which a small network does not extract from joint angles; session 6). Controllers act on the state.
 """
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ Cost (Appendix B, w_p = 1): ½·1e-6‖u‖² + ℓ12(p_tip − p*), p_tip = sit
 ``target`` (centre of the slot/hole bottom) of the condition's model. Conditions move the body ``slot`` (the
 slot/hole and its ``target`` site) to ``params["slot"]``.
 
+Observations: besides the state and the slot bottom p* (every task's default), the policy sees the tip's offset
+p_tip − p* on ``observed_axes``. Without it the policy must learn the arm's kinematics to find a slot it was not
+trained on; with it, it solves more held-out slots (docs/results.md, issue 6, session 11).
+
 Success (DESIGN §5, "tip within 1 cm of the slot bottom at the end"): the distance from the final tip to the slot
 bottom, the floor between the walls' inner faces (:func:`slot_half_widths`), is below 1 cm. The distance is to the
 floor, not to its centre p*: the slot is 2 cm wider than the peg, so a peg pushed fully in and resting against a
@@ -120,6 +124,12 @@ class PegTask(Task):
     script_kd: np.ndarray
     #: the world axes of the tip's path in :meth:`trace` (peg2d: the arm's x–z plane; peg3d: from above)
     trace_axes: tuple[int, int] = (0, 2)
+    #: the world axes of the tip's offset from the slot bottom that the policy observes (peg2d: its plane)
+    observed_axes: tuple[int, ...] = (0, 1, 2)
+
+    def __init__(self, model: mujoco.MjModel, **kwargs):
+        super().__init__(model, **kwargs)
+        self._tip = SitePoint(model, "tip", axes=self.observed_axes)   # the arm alone places the tip: one model
 
     def _configure_model(self, condition: Condition) -> mujoco.MjModel:
         model = copy.copy(self.model)
@@ -129,6 +139,12 @@ class PegTask(Task):
     def _cost_terms(self, condition: Condition):
         tip = SitePoint(self.model_for(condition), "tip")
         return [ActionPenalty(ACTION_WEIGHT), PointTarget(tip, condition.target)]
+
+    def _observed_features(self, X: np.ndarray, condition: Condition) -> np.ndarray:
+        """The tip's offset from the slot bottom on ``observed_axes``, (..., len(observed_axes))."""
+        q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
+        offset = self._tip.positions(q) - condition.target[list(self.observed_axes)]
+        return offset.reshape(*X.shape[:-1], len(self.observed_axes))
 
     def tip_positions(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
         """Peg tip positions (n, T, 3) for samples X (n, T, dX)."""

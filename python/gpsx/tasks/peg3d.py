@@ -11,6 +11,8 @@ Conditions: hole centre (x, y) at (0.40, ±0.10), (0.50, ±0.10) m (train) and (
 (0.48, −0.05) m (test, inside the training square). Every condition starts at rest with the peg vertical,
 its tip 0.3 m up at (0.45, 0, 0.3).
 
+Observations: the state, the tip's offset from the hole bottom (x, y, z) and the hole bottom (dO = 18).
+
 Initial controller: damped PD on all six joints holding the start pose with gravity compensation,
 kp = (60, 60, 60, 40, 10, 10) N·m/rad, kd = kp / 8, exploration noise variance 1.0 (N·m)² (shoulder, elbow)
 and 0.1 (N·m)² (wrist).
