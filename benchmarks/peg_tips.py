@@ -3,10 +3,12 @@
 For the last checkpoint of RUN_DIR (peg2d or peg3d), per trained condition, the newest buffered samples (those
 of the current controllers): the tip's final distance to the slot bottom, the first step within 1 cm of it
 (the success radius; −1: never) and the share of the later steps it stays within 1 cm. With ``--policy``,
-the same for one noise-free rollout of the final policy on every trained and held-out condition.
-docs/results.md (issue 6, session 8, §6) quotes these.
+the same for one noise-free rollout of the final policy on every trained and held-out condition. With ``--end``,
+the controllers' mean action over the last steps at those samples' states, beside the initial controller's mean
+action at the same states: where the two agree, the last steps still act like the initial controller, which holds
+the start pose above the slot. docs/results.md (issue 6, sessions 8 and 11) quotes these.
 
-    PYTHONPATH=build/dev:python python benchmarks/peg_tips.py RUN_DIR [--policy]
+    PYTHONPATH=build/dev:python python benchmarks/peg_tips.py RUN_DIR [--policy] [--end]
 """
 from __future__ import annotations
 
@@ -36,10 +38,22 @@ def describe(distances: np.ndarray) -> str:
     return "; ".join(parts)
 
 
+def end_actions(controller, initial, X: np.ndarray, steps) -> str:
+    """Mean over the samples of the controller's and the initial controller's mean actions, at the given steps."""
+    parts = []
+    for t in steps:
+        now = (X[:, t] @ controller.K[t].T + controller.k[t]).mean(axis=0)
+        start = (X[:, t] @ initial.K[t].T + initial.k[t]).mean(axis=0)
+        parts.append(f"{t}: {np.array2string(now, precision=0)} vs {np.array2string(start, precision=0)}")
+    return "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--policy", action="store_true", help="also roll out the final policy, noise-free")
+    parser.add_argument("--end", action="store_true",
+                        help="also the controllers' mean actions over the last steps against the initial controller's")
     args = parser.parse_args()
     algo = RunDir(args.run_dir).load()
     task = algo.task
@@ -50,6 +64,14 @@ def main() -> None:
     for c in algo.conditions:
         X = algo.guide.buffer[c][-1]
         print(f"  condition {c:2d}: {describe(bottom_distance_per_step(task, X, c))}")
+    if args.end:
+        steps = range(task.T - 20, task.T, 4)
+        print(f"controllers' mean action (N·m) at their newest samples' states, against the initial controller's at "
+              f"the same states, steps {steps.start}–{task.T - 1}:")
+        for c in algo.conditions:
+            X = algo.guide.buffer[c][-1]
+            line = end_actions(algo.controllers[c], task.initial_controller(c), X, [*steps, task.T - 1])
+            print(f"  condition {c:2d}: {line}")
     if args.policy:
         print("the final policy, noise-free, per trained and held-out condition:")
         for c in list(algo.conditions) + list(task.test_conditions):
