@@ -129,7 +129,7 @@ class PegTask(Task):
 
     def __init__(self, model: mujoco.MjModel, **kwargs):
         super().__init__(model, **kwargs)
-        self._tip = SitePoint(model, "tip", axes=self.observed_axes)   # the arm alone places the tip: one model
+        self._tip = SitePoint(model, "tip")   # the arm alone places the tip: one model serves every condition
 
     def _configure_model(self, condition: Condition) -> mujoco.MjModel:
         model = copy.copy(self.model)
@@ -143,14 +143,14 @@ class PegTask(Task):
     def _observed_features(self, X: np.ndarray, condition: Condition) -> np.ndarray:
         """The tip's offset from the slot bottom on ``observed_axes``, (..., len(observed_axes))."""
         q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
-        offset = self._tip.positions(q) - condition.target[list(self.observed_axes)]
-        return offset.reshape(*X.shape[:-1], len(self.observed_axes))
+        axes = list(self.observed_axes)
+        return (self._tip.positions(q)[:, axes] - condition.target[axes]).reshape(*X.shape[:-1], len(axes))
 
     def tip_positions(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
-        """Peg tip positions (n, T, 3) for samples X (n, T, dX)."""
+        """Peg tip positions (n, T, 3) for samples X (n, T, dX), the same under every condition (the slot moves)."""
         X = self._check_X(X)
-        tip = SitePoint(self.model_for(condition), "tip")
-        return tip.positions(np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))).reshape(*X.shape[:2], 3)
+        q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
+        return self._tip.positions(q).reshape(*X.shape[:2], 3)
 
     def trace(self, X: np.ndarray, condition: ConditionLike = 0) -> Trace:
         """The peg tip's path and the slot bottom, on ``trace_axes``."""
