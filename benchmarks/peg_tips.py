@@ -19,6 +19,7 @@ import numpy as np
 
 from gpsx.guided import ObservedPolicy
 from gpsx.runs import RunDir
+from gpsx.sampling import LinearGaussianPolicy
 from gpsx.tasks.peg import SUCCESS_RADIUS
 
 
@@ -40,11 +41,12 @@ def describe(distances: np.ndarray) -> str:
 
 def end_actions(controller, initial, X: np.ndarray, steps) -> str:
     """Mean over the samples of the controller's and the initial controller's mean actions, at the given steps."""
+    policies = LinearGaussianPolicy(controller), LinearGaussianPolicy(initial)
+    no_noise = np.zeros((X.shape[0], controller.dU))
     parts = []
     for t in steps:
-        now = (X[:, t] @ controller.K[t].T + controller.k[t]).mean(axis=0)
-        start = (X[:, t] @ initial.K[t].T + initial.k[t]).mean(axis=0)
-        parts.append(f"{t}: {np.array2string(now, precision=0)} vs {np.array2string(start, precision=0)}")
+        now, start = (np.array2string(p.act(X[:, t], t, no_noise).mean(axis=0), precision=0) for p in policies)
+        parts.append(f"{t}: {now} vs {start}")
     return "; ".join(parts)
 
 

@@ -445,6 +445,8 @@ def test_the_peg_policies_also_observe_the_tip_relative_to_the_slot_bottom(name,
         offset = obs[..., task.dX:task.dX + len(axes)]
         np.testing.assert_allclose(offset, (task.tip_positions(X, c) - target)[..., axes], atol=1e-12)
         np.testing.assert_allclose(offset[0, 0], (np.array(start_tip) - target)[axes], atol=1e-3)  # the start's IK
+    with pytest.raises(IndexError, match="conditions"):   # the tip is the same everywhere, the index still checked
+        task.tip_positions(X, len(task.conditions))
 
 
 def test_the_walker_policy_also_observes_its_feet():

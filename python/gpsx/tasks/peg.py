@@ -142,15 +142,18 @@ class PegTask(Task):
 
     def _observed_features(self, X: np.ndarray, condition: Condition) -> np.ndarray:
         """The tip's offset from the slot bottom on ``observed_axes``, (..., len(observed_axes))."""
-        q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
         axes = list(self.observed_axes)
-        return (self._tip.positions(q)[:, axes] - condition.target[axes]).reshape(*X.shape[:-1], len(axes))
+        return self._tips(X)[..., axes] - condition.target[axes]
 
     def tip_positions(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
         """Peg tip positions (n, T, 3) for samples X (n, T, dX), the same under every condition (the slot moves)."""
-        X = self._check_X(X)
+        self.condition(condition)   # an unknown condition is still an error
+        return self._tips(self._check_X(X))
+
+    def _tips(self, X: np.ndarray) -> np.ndarray:
+        """Tip positions (..., 3) for states X (..., dX)."""
         q = np.ascontiguousarray(X[..., : self.nq].reshape(-1, self.nq))
-        return self._tip.positions(q).reshape(*X.shape[:2], 3)
+        return self._tip.positions(q).reshape(*X.shape[:-1], 3)
 
     def trace(self, X: np.ndarray, condition: ConditionLike = 0) -> Trace:
         """The peg tip's path and the slot bottom, on ``trace_axes``."""
