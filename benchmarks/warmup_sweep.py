@@ -4,10 +4,11 @@ During ``guided.warmup_iterations`` the controllers are updated exactly as in tr
 (tests/test_gps_policy.py holds them bit-identical), and without the policy a peg2d iteration takes about half
 a second, so a setting's effect on the controllers is measured over 16 seeds in minutes rather than hours.
 
-Per seed: the task's recipe with ``policy`` off, the ``--set`` overrides, ``--iterations`` iterations. Printed per
-seed: each condition's mean share of successful samples over the five iterations before the recipe's switch to
-the policy term, and over the last five; then the totals: conditions with a share ≥ 0.8, the mean share, and the
-seeds with every condition ≥ 0.8. docs/results.md (issue 6, session 9) quotes these.
+Per seed (``--seeds`` of them from ``--first-seed`` on): the task's recipe with ``policy`` off, the ``--set``
+overrides, ``--iterations`` iterations. Printed per seed: each condition's mean share of successful samples
+over the five iterations before the recipe's switch to the policy term, and over the last five; then the
+totals: conditions with a share ≥ 0.8, the mean share, and the seeds with every condition ≥ 0.8.
+docs/results.md (issue 6, sessions 9 and 12) quotes these.
 
     PYTHONPATH=build/dev:python python benchmarks/warmup_sweep.py peg2d --seeds 16 --set initial_noise_scale=50   # the session-8 noise
 """
@@ -58,7 +59,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task")
-    parser.add_argument("--seeds", type=int, default=16, help="seeds 0 .. N-1")
+    parser.add_argument("--seeds", type=int, default=16, help="this many seeds, from --first-seed on")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=JSON",
                         help="a top-level GPSConfig setting over the recipe, e.g. max_step_mult=10")
@@ -74,13 +76,14 @@ def main() -> None:
         parser.error(f"the recipe switches at iteration {switch}: need 5 <= it <= --iterations")
     job = functools.partial(run_seed, args.task, settings, args.iterations, args.alpha)
     with ProcessPoolExecutor(args.jobs) as pool:
-        success = np.array(list(pool.map(job, range(args.seeds))))   # (seeds, iterations, conditions)
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        success = np.array(list(pool.map(job, seeds)))   # (seeds, iterations, conditions)
     before, last = success[:, switch - 5:switch].mean(axis=1), success[:, -5:].mean(axis=1)
     print(f"{args.task}, recipe with policy off and {args.overrides or 'no overrides'}"
           f"{'' if args.alpha is None else f', alpha {args.alpha:g}'}: samples' success per condition, "
           f"iterations {switch - 5}-{switch - 1} | {args.iterations - 5}-{args.iterations - 1}")
-    for seed in range(args.seeds):
-        print(f"  seed {seed:2d}: {shares(before[seed])} | {shares(last[seed])}")
+    for i, seed in enumerate(seeds):
+        print(f"  seed {seed:2d}: {shares(before[i])} | {shares(last[i])}")
     print(f"iterations {switch - 5}-{switch - 1}: {totals(before)}")
     print(f"iterations {args.iterations - 5}-{args.iterations - 1}: {totals(last)}")
 
