@@ -372,6 +372,6 @@ def test_run_folder_keeps_two_checkpoints_and_falls_back_past_a_damaged_one(peg2
     newest.write_bytes(newest.read_bytes()[:100])
     with caplog.at_level(logging.WARNING, logger="gpsx"):
         resumed = run.resume()
-    assert resumed.iteration == 2 and "damaged checkpoint" in caplog.text
+    assert resumed.iteration == 2 and "skipping a checkpoint that cannot be loaded" in caplog.text
     assert (tmp_path / "run" / "checkpoints" / "iter_0002.npz").exists()
     assert [r.iteration for r in run.metrics()] == [0, 1]          # truncated to the checkpoint

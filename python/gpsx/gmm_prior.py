@@ -11,8 +11,9 @@ Cost control (the old code ran up to 100 cold EM iterations, 18-72 s per update 
   unchanged, with the batched EM of ``gpsx.mixture``; a cold start uses k-means;
 - at most ``em_iterations`` EM iterations per update;
 - EM runs on at most ``max_em_points`` vectors drawn at random (seeded) from the pool; consecutive time
-  steps are strongly correlated, so a subsample loses little, and the cluster count is still set from
-  the whole pool;
+  steps are strongly correlated, so a subsample loses little on smooth tasks (the cluster count is still
+  set from the whole pool). Brief contacts are the exception: with 1000 of peg2d's 16 000 tuples its
+  controllers solved fewer slots, so its recipe uses 8000 (docs/results.md, issue 6, session 12);
 - the data are standardised per dimension before EM, so k-means, ``reg_covar`` and the moment arithmetic
   are scale-free.
 """

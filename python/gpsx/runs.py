@@ -99,7 +99,8 @@ class RunDir:
             try:
                 algo = GPS.load(path, task=task)
             except CheckpointError as exc:
-                logger.warning("skipping damaged checkpoint: %s", exc)
+                logger.warning("skipping a checkpoint that cannot be loaded (damaged, or from an incompatible task or "
+                               "version): %s", exc)
                 errors.append(str(exc))
                 continue
             return algo
