@@ -7,7 +7,8 @@ controllers' samples that succeeded, and the controllers' mean action variance p
 FROM and at the last iteration. docs/results.md (issue 6, session 8) quotes these. A second line gives, per
 trained condition, the samples' mean success over those iterations and the mean λ_t at the last one (with the
 largest over the smallest), and the range of the per-condition mean KL(π‖p) the dual step saw (after
-``dual_kl_max``) over those iterations (session 10 quotes these).
+``dual_kl_max``) over those iterations (session 10 quotes these). A third line gives the mean seconds per
+iteration of each phase over the whole run (``IterationReport.timings``; session 12 quotes the dynamics fit's).
 
     PYTHONPATH=build/dev:python python benchmarks/phase_summary.py RUN_DIR [RUN_DIR ...] [--from 45]
 """
@@ -45,6 +46,9 @@ def main() -> None:
         print(f"    samples' success per condition {_join(per_condition, '.2f')}; λ at iteration "
               f"{phase[-1].iteration} {_join(lam, '.2g')} (largest/smallest {lam.max() / lam.min():.1f}); "
               f"policy KL min {kl.min():.2f}, median {np.median(kl):.2f}, max {kl.max():.2f}")
+        phases = reports[0].timings
+        print("    seconds per iteration, whole run: "
+              + ", ".join(f"{k} {np.mean([r.timings[k] for r in reports]):.2f}" for k in phases))
 
 
 def _join(values, spec: str) -> str:
