@@ -9,6 +9,8 @@ trained condition, the samples' mean success over those iterations and the mean 
 largest over the smallest), and the range of the per-condition mean KL(π‖p) the dual step saw (after
 ``dual_kl_max``) over those iterations (session 10 quotes these). A third line gives the mean seconds per
 iteration of each phase over the whole run (``IterationReport.timings``; session 12 quotes the dynamics fit's).
+A fourth line, for runs with ``guided.controller_reset``, lists the iterations after which each condition's
+controller was reset to the policy's (session 13).
 
     PYTHONPATH=build/dev:python python benchmarks/phase_summary.py RUN_DIR [RUN_DIR ...] [--from 45]
 """
@@ -49,6 +51,11 @@ def main() -> None:
         phases = reports[0].timings
         print("    seconds per iteration, whole run: "
               + ", ".join(f"{k} {np.mean([r.timings[k] for r in reports]):.2f}" for k in phases))
+        resets = {c: [r.iteration for r in reports if r.controller_reset and r.controller_reset[i]]
+                  for i, c in enumerate(reports[0].conditions)}
+        if any(r.controller_reset for r in reports):
+            print("    controllers reset to the policy after iterations: "
+                  + "; ".join(f"condition {c}: {', '.join(map(str, its)) or 'none'}" for c, its in resets.items()))
 
 
 def _join(values, spec: str) -> str:

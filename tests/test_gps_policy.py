@@ -13,8 +13,10 @@ from gpsx.config import GPSConfig, GuidedConfig
 from gpsx.containers import LinearGaussianController
 from gpsx.errors import CheckpointError, ConvergenceWarning, ShapeError
 from gpsx.gps import GPS, POLICY_PHASES
-from gpsx.guided import ObservedPolicy, adapt_rate, adapt_step_mirror, policy_outcomes, update_lambda
+from gpsx.guided import (ObservedPolicy, PolicyOutcome, adapt_rate, adapt_step_mirror, policy_controller,
+                          policy_outcomes, update_lambda)
 from gpsx.lqr import trajectory_kl
+from gpsx.policy import GaussianMLPPolicy
 from gpsx.tasks.walker import leg_geometry
 from reports import best_reported_iteration
 
@@ -158,9 +160,22 @@ def test_balanced_weights_give_every_condition_the_common_mean_and_keep_the_prof
     assert all(np.array_equal(a, b) for a, b in zip(guided.balance_weights(equal), equal))
 
 
-@pytest.mark.parametrize("setting", ["lambda", "balanced"])
+def test_success_weights_scale_each_condition_by_its_share_and_keep_the_total():
+    rng = np.random.default_rng(1)
+    lams = [rng.uniform(0.1, 1.0, 9) for _ in range(3)]
+    out = guided.success_weights(lams, [1.0, 0.4, 0.0])
+    assert (out[2] == 0).all()                                       # every sample failed: not imitated
+    np.testing.assert_allclose(out[1] / out[0], 0.4 * lams[1] / lams[0])
+    assert sum(o.sum() for o in out) == pytest.approx(sum(lam.sum() for lam in lams))
+    for none in ([0.0, 0.0, 0.0], [0.0, 0.0, 1.0]):                # no successful sample with weight
+        kept = guided.success_weights(lams[:2] + [np.zeros(9)], none)
+        assert all(np.array_equal(a, b) for a, b in zip(kept, lams[:2] + [np.zeros(9)]))
+
+
+@pytest.mark.parametrize("setting", ["lambda", "balanced", "success"])
 def test_policy_weights_setting_picks_the_training_weights(monkeypatch, peg2d, setting):
-    """The fit gets λ_t of each sample's condition ("lambda") or the balanced λ_t ("balanced")."""
+    """The fit gets λ_t of each sample's condition ("lambda"), the balanced λ_t ("balanced"), or those scaled by
+    the conditions' shares of successful samples ("success", here 0.5 and 1)."""
     seen = {}
     monkeypatch.setattr(guided, "train_policy", lambda *args, **kwargs: seen.setdefault("weights", args[4]))
     guide = guided.Guide(peg2d, (0, 3), GuidedConfig(policy_weights=setting), seed=0)
@@ -168,13 +183,19 @@ def test_policy_weights_setting_picks_the_training_weights(monkeypatch, peg2d, s
     ctrl = peg2d.initial_controller(0)
     for c in (0, 3):
         guide.buffer[c] = [peg2d.rollout(ctrl, c, n=2, seed=c)[0]]
-    guide.train([ctrl, ctrl])
+    guide.train([ctrl, ctrl], [0.5, 1.0])
     lams = [guide.lam[0], guide.lam[3]]
     common = (1.5 + 30.0) / 2                  # the two conditions' means, averaged
     want = lams if setting == "lambda" else [lams[0] * (common / 1.5), np.full(T_SHORT, common)]
-    np.testing.assert_array_equal(seen["weights"], np.concatenate([np.broadcast_to(w, (2, T_SHORT)) for w in want]))
+    if setting == "success":                   # halved, then both scaled back to the total
+        want = [want[0] * 0.5 * (4 / 3), want[1] * (4 / 3)]
+    np.testing.assert_allclose(seen["weights"], np.concatenate([np.broadcast_to(w, (2, T_SHORT)) for w in want]),
+                               rtol=1e-14 if setting == "success" else 0)
     with pytest.raises(ValueError, match="policy_weights"):
         GuidedConfig(policy_weights="uniform")
+    if setting == "success":
+        with pytest.raises(ValueError, match="successful samples"):
+            guide.train([ctrl, ctrl])
 
 
 def test_policy_std_fixes_the_policy_covariance_in_training(peg2d):
@@ -209,7 +230,8 @@ def test_guided_config_is_typed():
     with pytest.raises(TypeError, match="max_samples"):
         GPSConfig(guided={"policy_prior": {"max_sample": 3}})
     for bad in ({"activation": "sigmoid"}, {"lambda_rate_increase": 0.5}, {"train_iterations": 0},
-                {"hidden_sizes": [0]}, {"weight_decay": -1.0}, {"huber_threshold": 0.0}, {"huber_threshold": "1"}):
+                {"hidden_sizes": [0]}, {"weight_decay": -1.0}, {"huber_threshold": 0.0}, {"huber_threshold": "1"},
+                {"controller_reset": "yes"}):
         with pytest.raises((TypeError, ValueError)):
             GPSConfig(guided=bad)
     with pytest.raises(TypeError, match="policy"):
@@ -493,6 +515,46 @@ def test_reported_policy_cost_is_a_noise_free_rollout_of_the_policy(peg2d):
     X, U = peg2d.rollout(ObservedPolicy(algo.policy, peg2d, 3), 3, n=1, noise=False)
     assert reports[-1].policy_cost[1] == pytest.approx(peg2d.cost(X, U, 3).sum())
     assert [o.cost for o in policy_outcomes(peg2d, algo.policy, (3,))] == [reports[-1].policy_cost[1]]
+
+
+# --- the controller reset ------------------------------------------------------------------------------------
+def test_policy_controller_is_the_policy_linearised_about_its_own_rollout(peg2d):
+    policy = GaussianMLPPolicy(peg2d.dO, peg2d.dU, (20, 20), seed=3)
+    cov = np.broadcast_to(2.0 * np.eye(peg2d.dU), (peg2d.T, peg2d.dU, peg2d.dU))
+    ctrl = policy_controller(peg2d, policy, 1, cov)
+    X, _ = peg2d.rollout(ObservedPolicy(policy, peg2d, 1), 1, n=1, noise=False)
+    Xc, _ = peg2d.rollout(ctrl, 1, n=1, noise=False)
+    assert np.abs(Xc - X).max() < 1e-8 * (1 + np.abs(X).max())        # the same rollout, noise-free
+    mean = lambda x: policy.mean(peg2d.observe(x, 1))
+    x = X[0]
+    assert np.allclose(np.einsum("tux,tx->tu", ctrl.K, x) + ctrl.k, mean(x), rtol=0, atol=1e-10)
+    h = 1e-4                                                           # an independent one-sided difference
+    jac = np.stack([(mean(x + h * e) - mean(x)) / h for e in np.eye(peg2d.dX)], axis=-1)
+    assert np.allclose(ctrl.K, jac, rtol=1e-3, atol=1e-3 * np.abs(jac).max())
+    assert np.array_equal(ctrl.cov, cov)
+
+
+def test_controller_reset_hands_the_policy_to_conditions_whose_samples_all_fail(monkeypatch, peg2d):
+    """Condition 0's policy rollout is made to succeed, condition 3's to fail; at T=40 no sample succeeds."""
+    def outcomes(task, policy, conditions):
+        return [PolicyOutcome(c, 1.0, c == 0) for c in conditions]
+
+    monkeypatch.setattr(gps_module, "policy_outcomes", outcomes)
+    algo, reports = run(peg2d, small_config(controller_reset=True), 1)
+    plain, plain_reports = run(peg2d, small_config(), 1)
+    assert reports[0].success == (0.0, 0.0)
+    assert reports[0].controller_reset == (True, False) and plain_reports[0].controller_reset == (False, False)
+    cov = np.broadcast_to(algo.policy.covariance(), plain.controllers[0].cov.shape)
+    reset = policy_controller(peg2d, algo.policy, 0, cov)
+    for name in ("K", "k", "cov"):
+        assert np.array_equal(getattr(algo.controllers[0], name), getattr(reset, name))
+        assert np.array_equal(getattr(algo.controllers[3], name), getattr(plain.controllers[3], name))
+    assert algo._states[0].last is None and algo._states[1].last is not None
+    # a condition with a successful sample keeps its controller, whatever the policy does
+    monkeypatch.setattr(peg2d, "success", lambda X, c: np.ones(len(X), dtype=bool))
+    algo, reports = run(peg2d, small_config(controller_reset=True), 1)
+    assert reports[0].controller_reset == (False, False)
+    assert np.array_equal(algo.controllers[0].K, plain.controllers[0].K)
 
 
 # --- the best policy -----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ __all__ = ["GPSConfig", "GuidedConfig", "PriorConfig", "DUAL_STEPS", "LINEARIZAT
 DUAL_STEPS = ("after", "before")
 LINEARIZATION_COVARIANCES = ("fit", "policy")
 METHODS = ("dual", "mirror")
-POLICY_WEIGHTS = ("lambda", "balanced")
+POLICY_WEIGHTS = ("lambda", "balanced", "success")
 STEP_RULES = ("objective", "cost", "fixed")
 
 
@@ -124,6 +124,11 @@ class GuidedConfig(_FromDict):
         growing, at a rate set by its own α adaptation (the conditions' mean λ_t differed by 3–13× at the end
         of eight peg2d runs); under "lambda" the fastest-growing condition then dominates the fit
         (docs/results.md, issue 6, session 10). While all λ_t are equal (the warm-up) both are the same.
+        "success": "balanced", then each condition's weights scaled by the share of this iteration's samples that
+        succeeded (they were drawn from the controller whose actions are the targets), the total kept
+        (:func:`gpsx.guided.success_weights`). A controller whose samples all fail is not imitated, so the policy
+        learns that condition from the others' and, with ``controller_reset``, can hand it a controller that
+        works (docs/results.md, issue 6, session 13). While no sample succeeds, as "balanced".
     initial_lambda: λ_t at every step before the first update.
     lambda_rate: the initial dual step α of λ_t ← max(0, λ_t + α·(KL_t − kl_target)).
     lambda_rate_increase: α is multiplied by this (per condition) whenever the mean KL(π‖p) did not fall
@@ -168,6 +173,14 @@ class GuidedConfig(_FromDict):
         relabelled actions degrades (docs/results.md, issue 6, sessions 5 and 8). The peg2d recipe sets it to
         the policy's variance, ``policy_std``². The reported step KL is the DP's, before the clip. None (the
         default): C_t as the DP gives it.
+    controller_reset: after each iteration's evaluation of the policy, a trained condition whose samples all
+        failed this iteration while the policy's noise-free rollout on it succeeded gets the policy itself as its
+        controller: the policy's linearisation about that rollout (:func:`gpsx.guided.policy_controller`) with
+        the policy's covariance Σ^π (with the stuck controller's wider C_t the samples left the region where the
+        linearisation holds). A controller stuck in a local optimum (peg2d: hovering over its slot, every sample
+        failing for fifty iterations) then restarts where the policy, which learned from the other conditions,
+        solves its task (docs/results.md, issue 6, session 13). Outside the seed's algorithm. False (the
+        default): controllers change only by their own updates.
     warmup_iterations: the first this many iterations optimise the controllers without the policy term (the
         trajectory-only update and step rule, no dual step: λ_t and α stay put), while the policy is still
         trained on every iteration's samples, with weights ``initial_lambda``. The controllers can then find the
@@ -197,6 +210,7 @@ class GuidedConfig(_FromDict):
     method: str = "dual"
     step_rule: str = "objective"
     max_action_variance: float | None = None
+    controller_reset: bool = False
     warmup_iterations: int = 0
 
     def __post_init__(self):
@@ -211,8 +225,9 @@ class GuidedConfig(_FromDict):
         for name in ("init_std", "initial_lambda", "lambda_rate", "lambda_rate_max"):
             _positive(name, getattr(self, name))
         _int("train_iterations", self.train_iterations, 1)
-        if not isinstance(self.warm_start, bool):
-            raise TypeError(f"warm_start must be true or false, got {self.warm_start!r}")
+        for name in ("warm_start", "controller_reset"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
         _int("buffer_iterations", self.buffer_iterations, 1)
         _int("warmup_iterations", self.warmup_iterations, 0)
         _positive("weight_decay", self.weight_decay, allow_zero=True)

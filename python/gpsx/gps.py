@@ -58,7 +58,7 @@ from .cost_expansion import quadratic_cost
 from .dynamics import DynamicsPrior, fit_dynamics
 from .errors import CheckpointError, NotPositiveDefiniteError
 from .guided import (BestPolicy, Guide, PolicyOutcome, adapt_step_gps, adapt_step_mirror, clip_action_covariance,
-                     policy_outcomes)
+                     policy_controller, policy_outcomes)
 from .lqr import optimize_trajectory, policy_kl
 from .sampling import Rollouts
 from .step_size import StepUpdate, adapt_step
@@ -92,7 +92,8 @@ class IterationReport:
     the warm-up, which takes none: unchanged; empty with ``guided.method="mirror"``, which has no λ);
     policy_objective, policy_initial_objective: the training objective after/before this iteration's
     L-BFGS run; policy_iterations: L-BFGS iterations it took; policy_train_samples: (sample, step) pairs
-    trained on.
+    trained on; controller_reset: per trained condition, whether its controller was replaced by the policy's
+    after this iteration (``guided.controller_reset``).
     """
 
     iteration: int
@@ -119,6 +120,7 @@ class IterationReport:
     policy_initial_objective: float | None = None
     policy_iterations: int | None = None
     policy_train_samples: int | None = None
+    controller_reset: tuple[bool, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (one line of ``metrics.jsonl``)."""
@@ -276,16 +278,16 @@ class GPS:
             dyns = self._fit_dynamics(batches, [ss[1] for ss in seeds])
         with _timed(timings, "cost"):
             costs, sample_costs = self._expand_costs(batches)
+        n = self.config.samples_per_condition
+        success = [float(self.task.success(b.X, s.index).sum()) / n if len(b.X) else 0.0
+                   for s, b in zip(self._states, batches)]
         extra: dict[str, Any] = {}
         if self.guide is None:
             with _timed(timings, "trajopt"):
                 results = self._optimize_trajectories(dyns, costs, None)
         else:
-            results = self._guided_phases(batches, dyns, costs, timings, extra)
-        n = self.config.samples_per_condition
+            results = self._guided_phases(batches, dyns, costs, success, timings, extra)
         self.samples_used += n * len(self._states)
-        success = [float(self.task.success(b.X, s.index).sum()) / n if len(b.X) else 0.0
-                   for s, b in zip(self._states, batches)]
         report = IterationReport(
             iteration=self.iteration, samples_used=self.samples_used, conditions=self.conditions,
             mean_cost=tuple(sample_costs), success=tuple(success),
@@ -346,14 +348,16 @@ class GPS:
             totals.append(float(d.l.sum(axis=1).mean()))
         return costs, totals
 
-    def _guided_phases(self, batches: list[_Batch], dyns, costs, timings: dict[str, float],
+    def _guided_phases(self, batches: list[_Batch], dyns, costs, success: list[float], timings: dict[str, float],
                        extra: dict[str, Any]) -> list[tuple[float, float, bool]]:
-        """Train and linearise the policy, optimise the controllers towards it, update λ, evaluate the policy;
-        the report's policy fields go into ``extra``. Returns what :meth:`_optimize_trajectories` does."""
+        """Train and linearise the policy, optimise the controllers towards it, update λ, evaluate the policy
+        (and with ``guided.controller_reset`` hand it to the conditions whose samples, with shares of success
+        ``success``, all failed where it succeeds); the report's policy fields go into ``extra``. Returns what
+        :meth:`_optimize_trajectories` does."""
         guide, states, warmup = self.guide, [b.X for b in batches], not self._policy_term(self.iteration)
         with _timed(timings, "policy"):
             guide.remember(states)
-            trained = guide.train([s.controller for s in self._states])
+            trained = guide.train([s.controller for s in self._states], success)
         dual = not (self._mirror or warmup)
         before = dual and guide.config.dual_step == "before"
         with _timed(timings, "linearization"):
@@ -371,13 +375,22 @@ class GPS:
             train = policy_outcomes(self.task, guide.policy, self.conditions)
             test = policy_outcomes(self.task, guide.policy, self.task.test_conditions)
             guide.consider(self.iteration, train)
+            reset = tuple(guide.config.controller_reset and o.success and share == 0.0
+                          for o, share in zip(train, success))
+            cov = np.broadcast_to(guide.policy.covariance(), (self.task.T, self.task.dU, self.task.dU))
+            for s, o, replace in zip(self._states, train, reset):
+                if replace:
+                    s.controller = policy_controller(self.task, guide.policy, s.index, cov)
+                    s.last = None       # the step rule has no prediction of its own to check for this controller
+                    logger.info("iteration %d, condition %d: every sample failed where the policy succeeds (cost "
+                                "%.4g): its controller is reset to the policy's", self.iteration, s.index, o.cost)
         extra.update(
             policy_cost=_costs(train), policy_success=_successes(train),
             test_conditions=tuple(self.task.test_conditions), test_policy_cost=_costs(test),
             test_policy_success=_successes(test), policy_kl=tuple(kls),
             lam=() if self._mirror else tuple(float(guide.lam[c].mean()) for c in self.conditions),
             policy_objective=trained.objective, policy_initial_objective=trained.initial_objective,
-            policy_iterations=trained.iterations, policy_train_samples=trained.n_samples)
+            policy_iterations=trained.iterations, policy_train_samples=trained.n_samples, controller_reset=reset)
         return results
 
     def _optimize_trajectories(self, dyns, costs, lins) -> list[tuple[float, float, bool]]:
