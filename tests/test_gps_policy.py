@@ -160,22 +160,9 @@ def test_balanced_weights_give_every_condition_the_common_mean_and_keep_the_prof
     assert all(np.array_equal(a, b) for a, b in zip(guided.balance_weights(equal), equal))
 
 
-def test_success_weights_scale_each_condition_by_its_share_and_keep_the_total():
-    rng = np.random.default_rng(1)
-    lams = [rng.uniform(0.1, 1.0, 9) for _ in range(3)]
-    out = guided.success_weights(lams, [1.0, 0.4, 0.0])
-    assert (out[2] == 0).all()                                       # every sample failed: not imitated
-    np.testing.assert_allclose(out[1] / out[0], 0.4 * lams[1] / lams[0])
-    assert sum(o.sum() for o in out) == pytest.approx(sum(lam.sum() for lam in lams))
-    for none in ([0.0, 0.0, 0.0], [0.0, 0.0, 1.0]):                # no successful sample with weight
-        kept = guided.success_weights(lams[:2] + [np.zeros(9)], none)
-        assert all(np.array_equal(a, b) for a, b in zip(kept, lams[:2] + [np.zeros(9)]))
-
-
-@pytest.mark.parametrize("setting", ["lambda", "balanced", "success"])
+@pytest.mark.parametrize("setting", ["lambda", "balanced"])
 def test_policy_weights_setting_picks_the_training_weights(monkeypatch, peg2d, setting):
-    """The fit gets λ_t of each sample's condition ("lambda"), the balanced λ_t ("balanced"), or those scaled by
-    the conditions' shares of successful samples ("success", here 0.5 and 1)."""
+    """The fit gets λ_t of each sample's condition ("lambda") or the balanced λ_t ("balanced")."""
     seen = {}
     monkeypatch.setattr(guided, "train_policy", lambda *args, **kwargs: seen.setdefault("weights", args[4]))
     guide = guided.Guide(peg2d, (0, 3), GuidedConfig(policy_weights=setting), seed=0)
@@ -183,19 +170,13 @@ def test_policy_weights_setting_picks_the_training_weights(monkeypatch, peg2d, s
     ctrl = peg2d.initial_controller(0)
     for c in (0, 3):
         guide.buffer[c] = [peg2d.rollout(ctrl, c, n=2, seed=c)[0]]
-    guide.train([ctrl, ctrl], [0.5, 1.0])
+    guide.train([ctrl, ctrl])
     lams = [guide.lam[0], guide.lam[3]]
     common = (1.5 + 30.0) / 2                  # the two conditions' means, averaged
     want = lams if setting == "lambda" else [lams[0] * (common / 1.5), np.full(T_SHORT, common)]
-    if setting == "success":                   # halved, then both scaled back to the total
-        want = [want[0] * 0.5 * (4 / 3), want[1] * (4 / 3)]
-    np.testing.assert_allclose(seen["weights"], np.concatenate([np.broadcast_to(w, (2, T_SHORT)) for w in want]),
-                               rtol=1e-14 if setting == "success" else 0)
+    np.testing.assert_array_equal(seen["weights"], np.concatenate([np.broadcast_to(w, (2, T_SHORT)) for w in want]))
     with pytest.raises(ValueError, match="policy_weights"):
         GuidedConfig(policy_weights="uniform")
-    if setting == "success":
-        with pytest.raises(ValueError, match="successful samples"):
-            guide.train([ctrl, ctrl])
 
 
 def test_policy_std_fixes_the_policy_covariance_in_training(peg2d):

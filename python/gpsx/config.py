@@ -22,7 +22,7 @@ __all__ = ["GPSConfig", "GuidedConfig", "PriorConfig", "DUAL_STEPS", "LINEARIZAT
 DUAL_STEPS = ("after", "before")
 LINEARIZATION_COVARIANCES = ("fit", "policy")
 METHODS = ("dual", "mirror")
-POLICY_WEIGHTS = ("lambda", "balanced", "success")
+POLICY_WEIGHTS = ("lambda", "balanced")
 STEP_RULES = ("objective", "cost", "fixed")
 
 
@@ -124,11 +124,6 @@ class GuidedConfig(_FromDict):
         growing, at a rate set by its own α adaptation (the conditions' mean λ_t differed by 3–13× at the end
         of eight peg2d runs); under "lambda" the fastest-growing condition then dominates the fit
         (docs/results.md, issue 6, session 10). While all λ_t are equal (the warm-up) both are the same.
-        "success": "balanced", then each condition's weights scaled by the share of this iteration's samples that
-        succeeded (they were drawn from the controller whose actions are the targets), the total kept
-        (:func:`gpsx.guided.success_weights`). A controller whose samples all fail is not imitated, so the policy
-        learns that condition from the others' and, with ``controller_reset``, can hand it a controller that
-        works (docs/results.md, issue 6, session 13). While no sample succeeds, as "balanced".
     initial_lambda: λ_t at every step before the first update.
     lambda_rate: the initial dual step α of λ_t ← max(0, λ_t + α·(KL_t − kl_target)).
     lambda_rate_increase: α is multiplied by this (per condition) whenever the mean KL(π‖p) did not fall

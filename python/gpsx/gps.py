@@ -357,7 +357,7 @@ class GPS:
         guide, states, warmup = self.guide, [b.X for b in batches], not self._policy_term(self.iteration)
         with _timed(timings, "policy"):
             guide.remember(states)
-            trained = guide.train([s.controller for s in self._states], success)
+            trained = guide.train([s.controller for s in self._states])
         dual = not (self._mirror or warmup)
         before = dual and guide.config.dual_step == "before"
         with _timed(timings, "linearization"):

@@ -12,8 +12,7 @@ relabelling buffer. Per iteration, after sampling from the controllers and fitti
    objective on every buffered state, each relabelled with the action of its condition's *current*
    controller (the one this iteration sampled: "sample from the new p, then train the policy on those
    samples", Appendix A): targets K_t x + k_t, precisions C_t⁻¹, weights λ_t (with ``policy_weights``
-   "balanced", each condition's λ_t rescaled to a common mean: :func:`balance_weights`; with "success" then
-   scaled by the share of the condition's samples that succeeded: :func:`success_weights`);
+   "balanced", each condition's λ_t rescaled to a common mean: :func:`balance_weights`);
 3. :meth:`Guide.linearize` fits π ≈ N(K^π x + k^π, Σ^π) around this iteration's samples of every condition
    (:func:`gpsx.fit_policy_linearization`), with one :class:`gpsx.PolicyPrior` pooled over the conditions;
    the linearisation is of the policy just trained, so the controllers are then optimised
@@ -68,7 +67,7 @@ from .policy_training import PolicyTrainResult, train_policy
 from .step_size import StepUpdate, laplace_cost, step_from_estimates
 
 __all__ = ["BestPolicy", "Guide", "ObservedPolicy", "PolicyOutcome", "policy_controller", "policy_outcomes", "relabel",
-           "update_lambda", "balance_weights", "success_weights", "adapt_rate", "adapt_step_gps", "adapt_step_mirror",
+           "update_lambda", "balance_weights", "adapt_rate", "adapt_step_gps", "adapt_step_mirror",
            "clip_action_covariance"]
 
 
@@ -213,17 +212,6 @@ def adapt_step_mirror(step_mult: float, start: LinearGaussianController, cur: Li
     return step_from_estimates(step_mult, laplace_cost(old_dyn, start, old_cost), laplace_cost(old_dyn, cur, old_cost),
                                laplace_cost(new_dyn, new_lin, new_cost), min_mult, max_mult)
 
-def success_weights(lams: Sequence[np.ndarray], success: Sequence[float]) -> list[np.ndarray]:
-    """Each condition's λ_t (T,) scaled by ``success``, the share of its samples that succeeded, then all by the
-    one factor that keeps the total weight (``policy_weights`` "success", after :func:`balance_weights`). While
-    no condition with weight has a successful sample they are returned as they are."""
-    total = sum(float(lam.sum()) for lam in lams)
-    scaled = [lam * share for lam, share in zip(lams, success)]
-    kept = sum(float(lam.sum()) for lam in scaled)
-    if kept == 0.0:
-        return list(lams)
-    return [lam * (total / kept) for lam in scaled]
-
 
 class Guide:
     """The policy, its linearisation prior, λ_t and α per condition and the relabelling buffer (module doc)."""
@@ -254,11 +242,8 @@ class Guide:
         for c, X in zip(self.conditions, states):
             self.buffer[c] = (self.buffer[c] + [X])[-self.config.buffer_iterations:]
 
-    def train(self, controllers: Sequence[LinearGaussianController],
-              success: Sequence[float] | None = None) -> PolicyTrainResult:
+    def train(self, controllers: Sequence[LinearGaussianController]) -> PolicyTrainResult:
         """Fit the policy to every buffered state, relabelled with its condition's controller (module doc).
-        ``success``: per condition, the share of this iteration's samples that succeeded (``policy_weights``
-        "success" needs it).
 
         With a ``kl_target`` every λ_t may reach 0; the objective Σ λ_t·(...) then vanishes, so the policy is
         kept as it is (a result with 0 iterations and 0 samples) until the dual step raises some λ_t again.
@@ -268,12 +253,8 @@ class Guide:
                                      wall_time=0.0, converged=True,
                                      message="every lambda_t is 0: nothing to train, policy kept", n_samples=0)
         lams = [self.lam[c] for c in self.conditions]
-        if self.config.policy_weights != "lambda":
+        if self.config.policy_weights == "balanced":
             lams = balance_weights(lams)
-        if self.config.policy_weights == "success":
-            if success is None:
-                raise ValueError('policy_weights "success" needs the share of successful samples per condition')
-            lams = success_weights(lams, success)
         obs, target, precision, weights = [], [], [], []
         for c, ctrl, lam in zip(self.conditions, controllers, lams):
             X = np.concatenate(self.buffer[c])
