@@ -515,12 +515,14 @@ def test_policy_controller_is_the_policy_linearised_about_its_own_rollout(peg2d)
     assert np.array_equal(ctrl.cov, cov)
 
 
+def _condition_0_succeeds(task, policy, conditions):
+    """Stands in for :func:`policy_outcomes`: the policy's rollout succeeds on condition 0 only (cost 1)."""
+    return [PolicyOutcome(c, 1.0, c == 0) for c in conditions]
+
+
 def test_controller_reset_hands_the_policy_to_conditions_whose_samples_all_fail(monkeypatch, peg2d):
     """Condition 0's policy rollout is made to succeed, condition 3's to fail; at T=40 no sample succeeds."""
-    def outcomes(task, policy, conditions):
-        return [PolicyOutcome(c, 1.0, c == 0) for c in conditions]
-
-    monkeypatch.setattr(gps_module, "policy_outcomes", outcomes)
+    monkeypatch.setattr(gps_module, "policy_outcomes", _condition_0_succeeds)
     algo, reports = run(peg2d, small_config(controller_reset=True), 1)
     plain, plain_reports = run(peg2d, small_config(), 1)
     assert reports[0].success == (0.0, 0.0)
@@ -566,9 +568,13 @@ def test_best_policy_of_a_run_is_its_best_reported_iteration(peg2d):
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("g", [{"method": "dual"}, {"method": "mirror"}, {"warmup_iterations": 2}])
-def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_path, g):
-    """With a warm-up of 2 the checkpoint falls between the last warm-up update and the first guided one."""
+@pytest.mark.parametrize("g", [{"method": "dual"}, {"method": "mirror"}, {"warmup_iterations": 2},
+                               {"controller_reset": True}])
+def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_path, g, monkeypatch):
+    """With a warm-up of 2 the checkpoint falls between the last warm-up update and the first guided one; with
+    the reset, condition 0's controller is reset after every iteration, the checkpoint's included."""
+    if g.get("controller_reset"):
+        monkeypatch.setattr(gps_module, "policy_outcomes", _condition_0_succeeds)
     straight, reports = run(peg2d, small_config(**g), 4, seed=7)
     interrupted, _ = run(peg2d, small_config(**g), 2, seed=7)
     interrupted.save(tmp_path / "ckpt.npz")
@@ -577,6 +583,7 @@ def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         last = list(resumed.run(4))
+    assert all(r.controller_reset == (True, False) for r in reports) == bool(g.get("controller_reset"))
     for a, b in zip(reports[2:], last):
         da, db = a.to_dict(), b.to_dict()
         da.pop("timings"), db.pop("timings")
