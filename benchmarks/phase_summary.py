@@ -51,9 +51,9 @@ def main() -> None:
         phases = reports[0].timings
         print("    seconds per iteration, whole run: "
               + ", ".join(f"{k} {np.mean([r.timings[k] for r in reports]):.2f}" for k in phases))
-        resets = {c: [r.iteration for r in reports if r.controller_reset and r.controller_reset[i]]
-                  for i, c in enumerate(reports[0].conditions)}
         if any(r.controller_reset for r in reports):
+            resets = {c: [r.iteration for r in reports if r.controller_reset[i]]
+                      for i, c in enumerate(reports[0].conditions)}
             print("    controllers reset to the policy after iterations: "
                   + "; ".join(f"condition {c}: {', '.join(map(str, its)) or 'none'}" for c, its in resets.items()))
 

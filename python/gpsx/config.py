@@ -172,8 +172,8 @@ class GuidedConfig(_FromDict):
         failed this iteration while the policy's noise-free rollout on it succeeded gets the policy itself as its
         controller: the policy's linearisation about that rollout (:func:`gpsx.guided.policy_controller`) with
         the policy's covariance Σ^π (with the stuck controller's wider C_t the samples left the region where the
-        linearisation holds). A controller stuck in a local optimum (peg2d: hovering over its slot, every sample
-        failing for fifty iterations) then restarts where the policy, which learned from the other conditions,
+        linearisation holds). A controller stuck in a local optimum (peg2d: hovering over its slot for fifty
+        iterations, nearly every sample failing) then restarts where the policy, which learned from the other conditions,
         solves its task (docs/results.md, issue 6, session 13). Outside the seed's algorithm. False (the
         default): controllers change only by their own updates.
     warmup_iterations: the first this many iterations optimise the controllers without the policy term (the

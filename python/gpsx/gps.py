@@ -351,8 +351,8 @@ class GPS:
     def _guided_phases(self, batches: list[_Batch], dyns, costs, success: list[float], timings: dict[str, float],
                        extra: dict[str, Any]) -> list[tuple[float, float, bool]]:
         """Train and linearise the policy, optimise the controllers towards it, update λ, evaluate the policy
-        (and with ``guided.controller_reset`` hand it to the conditions whose samples, with shares of success
-        ``success``, all failed where it succeeds); the report's policy fields go into ``extra``. Returns what
+        (and with ``guided.controller_reset`` hand it to the conditions whose samples all failed: ``success``,
+        their shares of successful samples); the report's policy fields go into ``extra``. Returns what
         :meth:`_optimize_trajectories` does."""
         guide, states, warmup = self.guide, [b.X for b in batches], not self._policy_term(self.iteration)
         with _timed(timings, "policy"):
@@ -375,15 +375,7 @@ class GPS:
             train = policy_outcomes(self.task, guide.policy, self.conditions)
             test = policy_outcomes(self.task, guide.policy, self.task.test_conditions)
             guide.consider(self.iteration, train)
-            reset = tuple(guide.config.controller_reset and o.success and share == 0.0
-                          for o, share in zip(train, success))
-            cov = np.broadcast_to(guide.policy.covariance(), (self.task.T, self.task.dU, self.task.dU))
-            for s, o, replace in zip(self._states, train, reset):
-                if replace:
-                    s.controller = policy_controller(self.task, guide.policy, s.index, cov)
-                    s.last = None       # the step rule has no prediction of its own to check for this controller
-                    logger.info("iteration %d, condition %d: every sample failed where the policy succeeds (cost "
-                                "%.4g): its controller is reset to the policy's", self.iteration, s.index, o.cost)
+            reset = self._reset_to_policy(train, success) if guide.config.controller_reset else (False,) * len(train)
         extra.update(
             policy_cost=_costs(train), policy_success=_successes(train),
             test_conditions=tuple(self.task.test_conditions), test_policy_cost=_costs(test),
@@ -392,6 +384,20 @@ class GPS:
             policy_objective=trained.objective, policy_initial_objective=trained.initial_objective,
             policy_iterations=trained.iterations, policy_train_samples=trained.n_samples, controller_reset=reset)
         return results
+
+    def _reset_to_policy(self, trained: list[PolicyOutcome], success: list[float]) -> tuple[bool, ...]:
+        """``guided.controller_reset``: each trained condition whose samples all failed (``success`` 0) where the
+        policy's rollout succeeded gets :func:`policy_controller` with Σ^π; returns which did."""
+        policy = self.guide.policy
+        cov = np.broadcast_to(policy.covariance(), (self.task.T, self.task.dU, self.task.dU))
+        reset = tuple(o.success and share == 0.0 for o, share in zip(trained, success))
+        for s, o, replace in zip(self._states, trained, reset):
+            if replace:
+                s.controller = policy_controller(self.task, policy, s.index, cov)
+                s.last = None       # the step rule has no prediction of its own to check for this controller
+                logger.info("iteration %d, condition %d: every sample failed where the policy succeeds (cost "
+                            "%.4g): its controller is reset to the policy's", self.iteration, s.index, o.cost)
+        return reset
 
     def _optimize_trajectories(self, dyns, costs, lins) -> list[tuple[float, float, bool]]:
         """Adapt each step multiplier, then take the KL-bounded step; returns (KL, bound, updated) per condition.
