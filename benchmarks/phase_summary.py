@@ -10,7 +10,8 @@ largest over the smallest), and the range of the per-condition mean KL(π‖p) t
 ``dual_kl_max``) over those iterations (session 10 quotes these). A third line gives the mean seconds per
 iteration of each phase over the whole run (``IterationReport.timings``; session 12 quotes the dynamics fit's).
 A fourth line, for runs with ``guided.controller_reset``, lists the iterations after which each condition's
-controller was reset to the policy's (session 13).
+controller was reset to the policy's (session 13), marked "(best)" where the policy's own rollout failed and the
+best policy's was used instead (session 14).
 
     PYTHONPATH=build/dev:python python benchmarks/phase_summary.py RUN_DIR [RUN_DIR ...] [--from 45]
 """
@@ -52,10 +53,10 @@ def main() -> None:
         print("    seconds per iteration, whole run: "
               + ", ".join(f"{k} {np.mean([r.timings[k] for r in reports]):.2f}" for k in phases))
         if any(r.controller_reset for r in reports):
-            resets = {c: [r.iteration for r in reports if r.controller_reset[i]]
-                      for i, c in enumerate(reports[0].conditions)}
-            print("    controllers reset to the policy after iterations: "
-                  + "; ".join(f"condition {c}: {', '.join(map(str, its)) or 'none'}" for c, its in resets.items()))
+            resets = {c: [f"{r.iteration}{'' if r.policy_success[i] else ' (best)'}" for r in reports
+                          if r.controller_reset[i]] for i, c in enumerate(reports[0].conditions)}
+            print("    controllers reset to the policy (best: to the best policy) after iterations: "
+                  + "; ".join(f"condition {c}: {', '.join(its) or 'none'}" for c, its in resets.items()))
 
 
 def _join(values, spec: str) -> str:

@@ -304,6 +304,20 @@ def test_max_action_variance_bounds_the_controllers_after_the_warmup_only(peg2d)
             GuidedConfig(max_action_variance=bad)
 
 
+def test_max_step_mult_caps_the_step_after_the_warmup_only(peg2d):
+    _, reports = run(peg2d, small_config(warmup_iterations=2, max_step_mult=0.05), 4)
+    _, plain_reports = run(peg2d, small_config(warmup_iterations=2), 4)
+    assert [r.step_mult for r in reports[:2]] == [r.step_mult for r in plain_reports[:2]]   # the warm-up's own
+    assert max(plain_reports[2].step_mult) > 0.05                  # the cap does bind
+    for r in reports[2:]:
+        assert max(r.step_mult) <= 0.05
+        assert r.kl_bound == tuple(GPSConfig().kl_step * T_SHORT * m for m in r.step_mult)
+    with pytest.raises(ValueError, match="max_step_mult"):
+        GuidedConfig(max_step_mult=0.0)
+    with pytest.raises(ValueError, match="min_step_mult"):
+        GPSConfig(min_step_mult=0.01, guided={"max_step_mult": 0.005})
+
+
 def test_warmup_is_validated():
     assert GuidedConfig().warmup_iterations == 0
     assert GPSConfig.from_dict(GPSConfig(guided={"warmup_iterations": 5}).to_dict()).guided.warmup_iterations == 5
@@ -538,6 +552,25 @@ def test_controller_reset_hands_the_policy_to_conditions_whose_samples_all_fail(
     algo, reports = run(peg2d, small_config(controller_reset=True), 1)
     assert reports[0].controller_reset == (False, False)
     assert np.array_equal(algo.controllers[0].K, plain.controllers[0].K)
+
+
+def test_controller_reset_falls_back_on_the_best_policy_where_the_policy_fails(monkeypatch, peg2d):
+    """The live policy's rollouts are made to fail everywhere, a copy's (the best policy) to succeed on condition
+    0: the first iteration's best is the live policy itself, so nothing is reset; the second's is iteration 0's."""
+    algo = GPS(peg2d, small_config(controller_reset=True), seed=0)
+    live = algo.guide.policy
+    monkeypatch.setattr(gps_module, "policy_outcomes", lambda task, policy, conditions: [
+        PolicyOutcome(c, 1.0, c == 0 and policy is not live) for c in conditions])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reports = list(algo.run(2))
+    assert [r.success for r in reports] == [(0.0, 0.0)] * 2
+    assert [r.controller_reset for r in reports] == [(False, False), (True, False)]
+    assert algo.best_policy.iteration == 0 and algo._states[0].last is None and algo._states[1].last is not None
+    best = algo.best_policy.policy
+    reset = policy_controller(peg2d, best, 0, np.broadcast_to(best.covariance(), algo.controllers[0].cov.shape))
+    for name in ("K", "k", "cov"):
+        assert np.array_equal(getattr(algo.controllers[0], name), getattr(reset, name))
 
 
 # --- the best policy -----------------------------------------------------------------------------------------

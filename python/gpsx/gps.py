@@ -351,9 +351,9 @@ class GPS:
     def _guided_phases(self, batches: list[_Batch], dyns, costs, success: list[float], timings: dict[str, float],
                        extra: dict[str, Any]) -> list[tuple[float, float, bool]]:
         """Train and linearise the policy, optimise the controllers towards it, update λ, evaluate the policy
-        (and with ``guided.controller_reset`` hand it to the conditions whose samples all failed: ``success``,
-        their shares of successful samples); the report's policy fields go into ``extra``. Returns what
-        :meth:`_optimize_trajectories` does."""
+        (and with ``guided.controller_reset`` hand it, or the best policy so far, to the conditions whose samples
+        all failed: ``success``, their shares of successful samples); the report's policy fields go into
+        ``extra``. Returns what :meth:`_optimize_trajectories` does."""
         guide, states, warmup = self.guide, [b.X for b in batches], not self._policy_term(self.iteration)
         with _timed(timings, "policy"):
             guide.remember(states)
@@ -386,18 +386,27 @@ class GPS:
         return results
 
     def _reset_to_policy(self, trained: list[PolicyOutcome], success: list[float]) -> tuple[bool, ...]:
-        """``guided.controller_reset``: each trained condition whose samples all failed (``success`` 0) where the
-        policy's rollout succeeded gets :func:`policy_controller` with Σ^π; returns which did."""
-        policy = self.guide.policy
-        cov = np.broadcast_to(policy.covariance(), (self.task.T, self.task.dU, self.task.dU))
-        reset = tuple(o.success and share == 0.0 for o, share in zip(trained, success))
-        for s, o, replace in zip(self._states, trained, reset):
-            if replace:
-                s.controller = policy_controller(self.task, policy, s.index, cov)
+        """``guided.controller_reset``: each trained condition whose samples all failed (``success`` 0) gets
+        :func:`policy_controller` of the policy, with its Σ^π, if the policy's rollout there succeeded
+        (``trained``); else that of the best policy so far (:attr:`best_policy`, an earlier iteration's) if its
+        rollout there succeeds. Returns which conditions were reset."""
+        best = self.guide.best
+        earlier = best.policy if best is not None and best.iteration < self.iteration else None
+        reset = []
+        for s, outcome, share in zip(self._states, trained, success):
+            leader = None
+            if share == 0.0 and outcome.success:
+                leader, whose = self.guide.policy, "the policy's"
+            elif share == 0.0 and earlier is not None and policy_outcomes(self.task, earlier, [s.index])[0].success:
+                leader, whose = earlier, f"the best policy's (iteration {best.iteration})"
+            reset.append(leader is not None)
+            if leader is not None:
+                cov = np.broadcast_to(leader.covariance(), (self.task.T, self.task.dU, self.task.dU))
+                s.controller = policy_controller(self.task, leader, s.index, cov)
                 s.last = None       # the step rule has no prediction of its own to check for this controller
-                logger.info("iteration %d, condition %d: every sample failed where the policy succeeds (cost "
-                            "%.4g): its controller is reset to the policy's", self.iteration, s.index, o.cost)
-        return reset
+                logger.info("iteration %d, condition %d: every sample failed where %s rollout succeeds: its "
+                            "controller is reset to that policy", self.iteration, s.index, whose)
+        return tuple(reset)
 
     def _optimize_trajectories(self, dyns, costs, lins) -> list[tuple[float, float, bool]]:
         """Adapt each step multiplier, then take the KL-bounded step; returns (KL, bound, updated) per condition.
@@ -422,6 +431,8 @@ class GPS:
                 logger.debug("condition %d: predicted improvement %.4g, actual %.4g, step_mult %.4g -> %.4g",
                              s.index, upd.predicted, upd.actual, s.step_mult, upd.step_mult)
                 s.step_mult = upd.step_mult
+            if lin is not None and cfg.guided.max_step_mult is not None:
+                s.step_mult = min(s.step_mult, cfg.guided.max_step_mult)
             bound = cfg.kl_step * dyn.T * s.step_mult
             try:
                 res = optimize_trajectory(dyn, cost, start, bound, eta0=s.eta, **guided)

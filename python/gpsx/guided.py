@@ -43,7 +43,8 @@ warm-started L-BFGS iterations chase moving targets; this copy is what ``gpsx ev
 
 With ``controller_reset`` the policy can also lead: :func:`policy_controller` turns it into a linear-Gaussian
 controller about its own noise-free rollout, which :class:`gpsx.GPS` hands to a trained condition whose samples
-all failed where that rollout succeeded (:class:`gpsx.config.GuidedConfig`).
+all failed where that rollout succeeded; where it failed too, the best policy's (:class:`BestPolicy`, an earlier
+iteration's) is handed over if its rollout succeeds there (:class:`gpsx.config.GuidedConfig`).
 
 The policy observes ``task.observe(x, condition)``: the state plus the condition's goal point when it has
 one (:meth:`gpsx.tasks.base.Task.observe`); :class:`ObservedPolicy` adapts it to the sampler.
