@@ -304,20 +304,6 @@ def test_max_action_variance_bounds_the_controllers_after_the_warmup_only(peg2d)
             GuidedConfig(max_action_variance=bad)
 
 
-def test_max_step_mult_caps_the_step_after_the_warmup_only(peg2d):
-    _, reports = run(peg2d, small_config(warmup_iterations=2, max_step_mult=0.05), 4)
-    _, plain_reports = run(peg2d, small_config(warmup_iterations=2), 4)
-    assert [r.step_mult for r in reports[:2]] == [r.step_mult for r in plain_reports[:2]]   # the warm-up's own
-    assert max(plain_reports[2].step_mult) > 0.05                  # the cap does bind
-    for r in reports[2:]:
-        assert max(r.step_mult) <= 0.05
-        assert r.kl_bound == tuple(GPSConfig().kl_step * T_SHORT * m for m in r.step_mult)
-    with pytest.raises(ValueError, match="max_step_mult"):
-        GuidedConfig(max_step_mult=0.0)
-    with pytest.raises(ValueError, match="min_step_mult"):
-        GPSConfig(min_step_mult=0.01, guided={"max_step_mult": 0.005})
-
-
 def test_warmup_is_validated():
     assert GuidedConfig().warmup_iterations == 0
     assert GPSConfig.from_dict(GPSConfig(guided={"warmup_iterations": 5}).to_dict()).guided.warmup_iterations == 5

@@ -168,23 +168,17 @@ class GuidedConfig(_FromDict):
         relabelled actions degrades (docs/results.md, issue 6, sessions 5 and 8). The peg2d recipe sets it to
         the policy's variance, ``policy_std``². The reported step KL is the DP's, before the clip. None (the
         default): C_t as the DP gives it.
-    max_step_mult: after the warm-up, the upper end of the step multiplier's clip range, instead of
-        ``GPSConfig.max_step_mult``: the warm-up's large steps find the goals; after it the controllers are near
-        them, and a step of a hundred nats or more (the cost step rule grows the multiplier where a converged
-        controller's predicted and actual improvements are both near zero) threw peg2d controllers that
-        succeeded on every sample off their slots, and the policy's targets with them (docs/results.md, issue 6,
-        session 14). None (the default): ``GPSConfig.max_step_mult`` throughout.
     controller_reset: after each iteration's evaluation of the policy, a trained condition whose samples all
         failed this iteration while the policy's noise-free rollout on it succeeded gets the policy itself as its
         controller: the policy's linearisation about that rollout (:func:`gpsx.guided.policy_controller`) with
         the policy's covariance Σ^π (with the stuck controller's wider C_t the samples left the region where the
         linearisation holds). A controller stuck in a local optimum (peg2d: hovering over its slot for fifty
-        iterations, nearly every sample failing) then restarts where the policy, which learned from the other conditions,
-        solves its task (docs/results.md, issue 6, session 13). Where the policy fails too, the condition gets the
-        best policy so far instead (:attr:`gpsx.GPS.best_policy`, an earlier iteration's, chosen on the trained
-        conditions) if that one's rollout succeeds there: on peg2d the 0.35 m slot's controller, reset once, lost
-        its slot again, and the policy lost it with it (session 14). Outside the seed's algorithm. False (the
-        default): controllers change only by their own updates.
+        iterations, nearly every sample failing) then restarts where the policy, which learned from the other
+        conditions, solves its task (docs/results.md, issue 6, session 13). Where the policy fails too, the
+        condition gets the best policy so far instead (:attr:`gpsx.GPS.best_policy`, an earlier iteration's,
+        chosen on the trained conditions) if that one's rollout succeeds there: on peg2d the 0.35 m slot's
+        controller, reset once, lost its slot again, and the policy lost it with it (session 14). Outside the
+        seed's algorithm. False (the default): controllers change only by their own updates.
     warmup_iterations: the first this many iterations optimise the controllers without the policy term (the
         trajectory-only update and step rule, no dual step: λ_t and α stay put), while the policy is still
         trained on every iteration's samples, with weights ``initial_lambda``. The controllers can then find the
@@ -214,7 +208,6 @@ class GuidedConfig(_FromDict):
     method: str = "dual"
     step_rule: str = "objective"
     max_action_variance: float | None = None
-    max_step_mult: float | None = None
     controller_reset: bool = False
     warmup_iterations: int = 0
 
@@ -243,7 +236,7 @@ class GuidedConfig(_FromDict):
             raise ValueError(f"need lambda_rate <= lambda_rate_max, got {self.lambda_rate}, {self.lambda_rate_max}")
         _positive("kl_target", self.kl_target, allow_zero=True)
         _nested(self, "policy_prior", PriorConfig)
-        for name in ("policy_std", "dual_kl_max", "huber_threshold", "max_action_variance", "max_step_mult"):
+        for name in ("policy_std", "dual_kl_max", "huber_threshold", "max_action_variance"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         for name, choices in (("dual_step", DUAL_STEPS), ("linearization_covariance", LINEARIZATION_COVARIANCES),
@@ -309,9 +302,6 @@ class GPSConfig(_FromDict):
         if not isinstance(self.policy, bool):
             raise TypeError(f"policy must be true or false, got {self.policy!r}")
         _nested(self, "guided", GuidedConfig)
-        cap = self.guided.max_step_mult
-        if cap is not None and cap < self.min_step_mult:
-            raise ValueError(f"need guided.max_step_mult >= min_step_mult, got {cap}, {self.min_step_mult}")
 
 
     def to_dict(self) -> dict[str, Any]:

@@ -431,8 +431,6 @@ class GPS:
                 logger.debug("condition %d: predicted improvement %.4g, actual %.4g, step_mult %.4g -> %.4g",
                              s.index, upd.predicted, upd.actual, s.step_mult, upd.step_mult)
                 s.step_mult = upd.step_mult
-            if lin is not None and cfg.guided.max_step_mult is not None:
-                s.step_mult = min(s.step_mult, cfg.guided.max_step_mult)
             bound = cfg.kl_step * dyn.T * s.step_mult
             try:
                 res = optimize_trajectory(dyn, cost, start, bound, eta0=s.eta, **guided)
