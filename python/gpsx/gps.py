@@ -93,7 +93,7 @@ class IterationReport:
     policy_objective, policy_initial_objective: the training objective after/before this iteration's
     L-BFGS run; policy_iterations: L-BFGS iterations it took; policy_train_samples: (sample, step) pairs
     trained on; controller_reset: per trained condition, whether its controller was replaced by the policy's
-    after this iteration (``guided.controller_reset``).
+    (or the best policy's, where ``policy_success`` is False) after this iteration (``guided.controller_reset``).
     """
 
     iteration: int

@@ -124,7 +124,8 @@ def policy_controller(task, policy: GaussianMLPPolicy, condition: int, cov: np.n
     rollout x̄_t, K_t = ∂μ^π(observe(x))/∂x at x̄_t (central differences, ``step`` per state coordinate) and
     k_t = μ^π(x̄_t) − K_t x̄_t, so that the controller's mean action on x̄_t is the policy's; covariance ``cov``
     (T, dU, dU). ``GuidedConfig.controller_reset`` hands it to a condition whose controller fails where the
-    policy succeeds. Raises :class:`gpsx.errors.RolloutDivergedError` if the policy's rollout diverges."""
+    policy (or the best policy so far) succeeds. Raises :class:`gpsx.errors.RolloutDivergedError` if the policy's
+    rollout diverges."""
     r = task.sample(ObservedPolicy(policy, task, condition), condition, 1, seed=0, noise=False)
     r.check()
     X = r.X[0]
