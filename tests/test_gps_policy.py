@@ -35,9 +35,14 @@ def small_config(**guided) -> GPSConfig:
 
 def run(task, config: GPSConfig, iterations: int, seed: int = 0) -> tuple[GPS, list]:
     algo = GPS(task, config, seed=seed)
+    return algo, advance(algo, iterations)
+
+
+def advance(algo: GPS, iterations: int) -> list:
+    """``algo.run(iterations)``'s reports, without its convergence warnings."""
     with warnings.catch_warnings():   # λ/η is large at tiny η: the fixed-point sweeps may stop early there
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return algo, list(algo.run(iterations))
+        return list(algo.run(iterations))
 
 
 @pytest.fixture(scope="module")
@@ -547,9 +552,7 @@ def test_controller_reset_falls_back_on_the_best_policy_where_the_policy_fails(m
     live = algo.guide.policy
     monkeypatch.setattr(gps_module, "policy_outcomes", lambda task, policy, conditions: [
         PolicyOutcome(c, 1.0, c == 0 and policy is not live) for c in conditions])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        reports = list(algo.run(2))
+    reports = advance(algo, 2)
     assert [r.success for r in reports] == [(0.0, 0.0)] * 2
     assert [r.controller_reset for r in reports] == [(False, False), (True, False)]
     assert algo.best_policy.iteration == 0 and algo._states[0].last is None and algo._states[1].last is not None
@@ -599,9 +602,7 @@ def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_
     interrupted.save(tmp_path / "ckpt.npz")
     resumed = GPS.load(tmp_path / "ckpt.npz")
     assert resumed.policy is not None and resumed.iteration == 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        last = list(resumed.run(4))
+    last = advance(resumed, 4)
     assert all(r.controller_reset == (True, False) for r in reports) == bool(g.get("controller_reset"))
     for a, b in zip(reports[2:], last):
         da, db = a.to_dict(), b.to_dict()
