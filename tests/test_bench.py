@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+import gpsx
 from gpsx import bench
 
 
@@ -37,6 +38,13 @@ def test_bench_policy_json(capsys, compiled):
     assert set(result["ops"]) == set(bench.POLICY_OPS)
     for op in result["ops"].values():
         assert op["compiled_ms"] > 0 and op["numpy_ms"] > 0 and op["ratio"] > 0 and op["rounds"] == 2
+
+
+@pytest.mark.parametrize("name", list(bench.POLICY_SIZES))
+def test_bench_policy_sizes_are_the_tasks_training_sets(name):
+    task = gpsx.tasks.make(name)
+    pairs = len(task.train_conditions) * 5 * 3 * task.T      # 5 samples, 3 buffered iterations (the defaults)
+    assert bench.POLICY_SIZES[name] == (pairs, task.dO, task.dU)
 
 
 def test_bench_policy_rejects_dp_case():

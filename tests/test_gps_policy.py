@@ -406,12 +406,14 @@ def test_linearization_covariance_is_the_policy_s_own_or_adds_the_fit_residual(p
 
 
 # --- observations --------------------------------------------------------------------------------------------
-def test_the_policy_observes_the_slot_so_peg_conditions_differ(peg2d):
+def test_peg_conditions_differ_to_the_policy_only_by_the_tip_offset(peg2d):
     X = np.zeros((2, 3, peg2d.dX))
     o0, o3 = peg2d.observe(X, 0), peg2d.observe(X, 3)
-    assert o0.shape == (2, 3, peg2d.dO) and peg2d.dO == peg2d.dX + 2 + 3
-    assert np.array_equal(o0[..., :peg2d.dX], X) and np.array_equal(o0[0, 0, -3:], peg2d.conditions[0].target)
-    assert not np.array_equal(o0, o3)
+    assert o0.shape == (2, 3, peg2d.dO) and peg2d.dO == peg2d.dX + 2   # the state and the offset (x, z), no p*
+    assert np.array_equal(o0[..., :peg2d.dX], X) and np.array_equal(o3[..., :peg2d.dX], X)
+    shift = (peg2d.conditions[0].target - peg2d.conditions[3].target)[[0, 2]]
+    assert np.abs(shift).max() > 0.2
+    np.testing.assert_allclose(o3[..., peg2d.dX:] - o0[..., peg2d.dX:], np.broadcast_to(shift, (2, 3, 2)), atol=1e-12)
     swimmer = gpsx.tasks.make("swimmer")
     Xs = np.arange(2 * 3 * swimmer.dX, dtype=float).reshape(2, 3, swimmer.dX)
     assert swimmer.dO == swimmer.dX and np.array_equal(swimmer.observe(Xs, 0), Xs)   # no goal: the state alone
@@ -442,17 +444,19 @@ def test_the_octopus_policy_also_observes_its_tip_relative_to_the_target():
         np.testing.assert_allclose(obs[0, 0, octopus.dX:octopus.dX + 2], straight_arm_tip - target, atol=1e-9)
 
 
-@pytest.mark.parametrize("name, axes, start_tip", [("peg2d", [0, 2], [0.47, 0.0, 0.30]),    # the tasks' docstrings
-                                                     ("peg3d", [0, 1, 2], [0.45, 0.0, 0.30])])
-def test_the_peg_policies_also_observe_the_tip_relative_to_the_slot_bottom(name, axes, start_tip):
+@pytest.mark.parametrize("name, axes, start_tip, slot", [("peg2d", [0, 2], [0.47, 0.0, 0.30], False),  # docstrings
+                                                           ("peg3d", [0, 1, 2], [0.45, 0.0, 0.30], True)])
+def test_the_peg_policies_also_observe_the_tip_relative_to_the_slot_bottom(name, axes, start_tip, slot):
     task = gpsx.tasks.make(name)
     X = task.rollout(task.initial_controller(0), 0, n=2, seed=0)[0][:, :50]  # (2, 50, dX), the arm moving
-    assert task.dO == task.dX + len(axes) + 3
+    assert task.dO == task.dX + len(axes) + 3 * slot
     for c in (0, task.test_conditions[0]):
         obs, target = task.observe(X, c), task.conditions[c].target
         offset = obs[..., task.dX:task.dX + len(axes)]
         np.testing.assert_allclose(offset, (task.tip_positions(X, c) - target)[..., axes], atol=1e-12)
         np.testing.assert_allclose(offset[0, 0], (np.array(start_tip) - target)[axes], atol=1e-3)  # the start's IK
+        if slot:
+            assert np.array_equal(obs[..., -3:], np.broadcast_to(target, (2, 50, 3)))
     with pytest.raises(IndexError, match="conditions"):   # the tip is the same everywhere, the index still checked
         task.tip_positions(X, len(task.conditions))
 

@@ -34,7 +34,7 @@ ANCHOR_BACKWARD_MS = {"pr2": 1.65, "swimmer": 1.40, "walker": 3.3, "peg3d": 3.3,
 OPS = ("backward", "forward", "kl", "optimize")
 #: One GPS iteration's policy training set, (pairs, dO, dU): the task's training conditions (4; the octopus 8)
 #: × 5 samples × 3 buffered iterations (the default) × T.
-POLICY_SIZES = {"peg2d": (48_000, 11, 2), "peg3d": (48_000, 18, 6), "octopus": (12_000, 54, 18),
+POLICY_SIZES = {"peg2d": (48_000, 8, 2), "peg3d": (48_000, 18, 6), "octopus": (12_000, 54, 18),
                 "swimmer": (24_000, 10, 2), "walker": (30_000, 22, 6)}
 POLICY_OPS = ("objective", "softplus")
 

@@ -16,11 +16,12 @@ takes a ``condition`` accepts an index or a :class:`Condition`.
 
 **Observations.** The neural-network policy sees ``task.observe(X, condition)`` (dimension ``task.dO``): the
 state, then features computed from it (:meth:`Task._observed_features`; none by default), then what the
-condition adds (:meth:`Task._observed_extra`; by default its goal point when it has one). A peg's conditions
-share the initial state and differ only in the slot, so a policy on the state alone could not know where to
-go; it sees the slot bottom's position too. The octopus's and the pegs' policies also see their tip relative to
-the target (docs/results.md, issue 6, sessions 6 and 11), the walker's where each foot is (its gait switches on
-foot contact, which a small network does not extract from joint angles; session 6). Controllers act on the state.
+condition adds (:meth:`Task._observed_extra`; by default its goal point when it has one). The octopus's
+conditions share the initial state and differ only in the target, so a policy on the state alone could not
+know where to go; it sees the target, and its tip relative to the target (docs/results.md, issue 6, session 6).
+The pegs' policies see their tip relative to the slot bottom (session 11; peg3d also the slot bottom, session 15),
+the walker's where each foot is (its gait switches on foot contact, which a small network does not extract
+from joint angles; session 6). Controllers act on the state.
 """
 from __future__ import annotations
 

@@ -4,9 +4,11 @@ Cost (Appendix B, w_p = 1): ½·1e-6‖u‖² + ℓ12(p_tip − p*), p_tip = sit
 ``target`` (centre of the slot/hole bottom) of the condition's model. Conditions move the body ``slot`` (the
 slot/hole and its ``target`` site) to ``params["slot"]``.
 
-Observations: besides the state and the slot bottom p* (every task's default), the policy sees the tip's offset
-p_tip − p* on ``observed_axes``. Without it the policy must learn the arm's kinematics to find a slot it was not
-trained on; with it, it solves more held-out slots (docs/results.md, issue 6, session 11).
+Observations: the state and the tip's offset p_tip − p* on ``observed_axes``, and the slot bottom p* itself
+where ``observes_slot``. Without the offset the policy must learn the arm's kinematics to find a slot it was not
+trained on; with it, it solves more held-out slots (docs/results.md, issue 6, session 11). With the offset, p*
+(four values in training) is redundant: without it the peg2d policies solve every held-out slot on more seeds,
+the peg3d ones fewer holes (issue 6, session 15). So peg2d does not observe p*, and peg3d does.
 
 Success (DESIGN §5, "tip within 1 cm of the slot bottom at the end"): the distance from the final tip to the slot
 bottom, the floor between the walls' inner faces (:func:`slot_half_widths`), is below 1 cm. The distance is to the
@@ -126,6 +128,8 @@ class PegTask(Task):
     trace_axes: tuple[int, int] = (0, 2)
     #: the world axes of the tip's offset from the slot bottom that the policy observes (peg2d: its plane)
     observed_axes: tuple[int, ...] = (0, 1, 2)
+    #: whether the policy also observes the slot bottom p* (module doc)
+    observes_slot: bool = True
 
     def __init__(self, model: mujoco.MjModel, **kwargs):
         super().__init__(model, **kwargs)
@@ -144,6 +148,10 @@ class PegTask(Task):
         """The tip's offset from the slot bottom on ``observed_axes``, (..., len(observed_axes))."""
         axes = list(self.observed_axes)
         return self._tips(X)[..., axes] - condition.target[axes]
+
+    def _observed_extra(self, condition: Condition) -> np.ndarray:
+        """The slot bottom p* if ``observes_slot``, else nothing (module doc)."""
+        return super()._observed_extra(condition) if self.observes_slot else np.zeros(0)
 
     def tip_positions(self, X: np.ndarray, condition: ConditionLike = 0) -> np.ndarray:
         """Peg tip positions (n, T, 3) for samples X (n, T, dX), the same under every condition (the slot moves)."""

@@ -10,8 +10,7 @@ Conditions: the slot at x = 0.35, 0.43, 0.51, 0.59 m (train) and every 2 cm betw
 the training slots (9 test slots, inside the training range: a held-out success rate in steps of 11 %, not
 33 %). Every condition starts at rest with the peg hanging vertically, its tip 0.3 m up at x = 0.47 m.
 
-Observations: the state, the tip's offset from the slot bottom in the arm's plane (x, z) and the slot bottom
-(dO = 11).
+Observations: the state and the tip's offset from the slot bottom in the arm's plane (x, z) (dO = 8).
 
 Initial controller: damped PD on shoulder and elbow holding the start pose with gravity compensation,
 kp = 60 N·m/rad, kd = 8 N·m·s/rad, exploration noise variance 1.0 (N·m)² per actuator.
@@ -34,6 +33,7 @@ class Peg2D(PegTask):
     script_kp = np.array([150.0, 100.0])
     script_kd = np.array([12.0, 8.0])
     observed_axes = (0, 2)
+    observes_slot = False
 
     def __init__(self):
         model = load_model("peg2d.xml")
