@@ -19,7 +19,8 @@ state, then features computed from it (:meth:`Task._observed_features`; none by 
 condition adds (:meth:`Task._observed_extra`; by default its goal point when it has one). The octopus's
 conditions share the initial state and differ only in the target, so a policy on the state alone could not
 know where to go; it sees the target, and its tip relative to the target (docs/results.md, issue 6, session 6).
-The pegs' policies see their tip relative to the slot bottom (session 11; peg3d also the slot bottom, session 15),
+The pegs' policies see their tip relative to the slot bottom (session 11), and only peg3d's the slot bottom
+itself (`PegTask.observes_slot`, session 15);
 the walker's where each foot is (its gait switches on foot contact, which a small network does not extract
 from joint angles; session 6). Controllers act on the state.
 """
