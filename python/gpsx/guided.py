@@ -46,8 +46,9 @@ controller about its own noise-free rollout, which :class:`gpsx.GPS` hands to a 
 all failed where that rollout succeeded; where it failed too, the best policy's (:class:`BestPolicy`, an earlier
 iteration's) is handed over if its rollout succeeds there (:class:`gpsx.config.GuidedConfig`).
 
-The policy observes ``task.observe(x, condition)``: the state plus the condition's goal point when it has
-one (:meth:`gpsx.tasks.base.Task.observe`); :class:`ObservedPolicy` adapts it to the sampler.
+The policy observes ``task.observe(x, condition)``: the state, then what the task adds (its features and the
+condition's goal point, as :meth:`gpsx.tasks.base.Task.observe` says per task); :class:`ObservedPolicy` adapts
+it to the sampler.
 """
 from __future__ import annotations
 
