@@ -1,8 +1,6 @@
 """Guided policy search with the neural-network policy (issue 6): λ rule, observations, loop, checkpoints."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -11,7 +9,7 @@ import gpsx.tasks
 from gpsx import checkpoint, guided
 from gpsx.config import GPSConfig, GuidedConfig
 from gpsx.containers import LinearGaussianController
-from gpsx.errors import CheckpointError, ConvergenceWarning, ShapeError
+from gpsx.errors import CheckpointError, ShapeError
 from gpsx.gps import GPS, POLICY_PHASES
 from gpsx.guided import (ObservedPolicy, PolicyOutcome, adapt_rate, adapt_step_mirror, policy_controller,
                           policy_outcomes, update_lambda)
@@ -19,6 +17,10 @@ from gpsx.lqr import trajectory_kl
 from gpsx.policy import GaussianMLPPolicy
 from gpsx.tasks.walker import leg_geometry
 from reports import best_reported_iteration
+
+# λ/η is large at tiny η, so the DP's fixed-point sweeps may stop early there with a ConvergenceWarning; these
+# tests check the loop's results, not those sweeps (test_lqr.py tests the warning itself).
+pytestmark = pytest.mark.filterwarnings("ignore::gpsx.errors.ConvergenceWarning")
 
 T_SHORT = 40
 
@@ -35,14 +37,7 @@ def small_config(**guided) -> GPSConfig:
 
 def run(task, config: GPSConfig, iterations: int, seed: int = 0) -> tuple[GPS, list]:
     algo = GPS(task, config, seed=seed)
-    return algo, advance(algo, iterations)
-
-
-def advance(algo: GPS, iterations: int) -> list:
-    """``algo.run(iterations)``'s reports, without its convergence warnings."""
-    with warnings.catch_warnings():   # λ/η is large at tiny η: the fixed-point sweeps may stop early there
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return list(algo.run(iterations))
+    return algo, list(algo.run(iterations))
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +115,9 @@ def test_guide_uses_the_kl_target(peg2d):
     cfg = small_config(kl_target=100.0)
     algo = GPS(peg2d, cfg, seed=0)
     reports, params = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for r in algo.run(2):
-            reports.append(r)
-            params.append(algo.policy.get_params().copy())
+    for r in algo.run(2):
+        reports.append(r)
+        params.append(algo.policy.get_params().copy())
     assert all(r.lam == (0.0, 0.0) for r in reports)
     assert all(k < 100.0 for r in reports for k in r.policy_kl)
     assert all(algo.guide.rate[c] == cfg.guided.lambda_rate for c in algo.guide.conditions)
@@ -299,9 +292,7 @@ def test_max_action_variance_bounds_the_controllers_after_the_warmup_only(peg2d)
     for c in algo.conditions:                                    # the warm-up is untouched
         assert np.array_equal(algo.controllers[c].cov, plain.controllers[c].cov)
     assert max(np.linalg.eigvalsh(algo.controllers[c].cov).max() for c in algo.conditions) > 0.5
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        algo.step()
+    algo.step()
     for c in algo.conditions:
         assert np.linalg.eigvalsh(algo.controllers[c].cov).max() <= 0.5 * (1 + 1e-12)
     for bad in (0.0, -1.0):
@@ -330,9 +321,7 @@ def test_warmup_updates_the_controllers_as_trajectory_only_mode_and_leaves_lambd
             assert np.array_equal(getattr(algo.controllers[c], name), getattr(plain.controllers[c], name))
         assert np.array_equal(algo.guide.lam[c], np.full(T_SHORT, 0.01)) and algo.guide.rate[c] == 0.01
     assert all(r.policy_iterations > 0 and r.lam == (0.01, 0.01) for r in reports)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        guided_report, _ = algo.step(), plain.step()
+    guided_report, _ = algo.step(), plain.step()
     assert guided_report.lam != (0.01, 0.01)                     # the policy term is on from iteration 2
     assert not any(np.array_equal(algo.controllers[c].K, plain.controllers[c].K) for c in algo.conditions)
 
@@ -379,9 +368,7 @@ def test_dual_step_comes_before_or_after_the_controller_update(monkeypatch, peg2
     monkeypatch.setattr(algo, "_optimize_trajectories",
                         lambda *a: events.append(("trajopt", None)) or real_opt(*a))
     sampled = list(algo.controllers.values())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        algo.step()
+    algo.step()
     order = [e[0] for e in events]
     assert order == (["duals", "trajopt"] if when == "before" else ["trajopt", "duals"])
     used = events[order.index("duals")][1]
@@ -556,7 +543,7 @@ def test_controller_reset_falls_back_on_the_best_policy_where_the_policy_fails(m
     live = algo.guide.policy
     monkeypatch.setattr(gps_module, "policy_outcomes", lambda task, policy, conditions: [
         PolicyOutcome(c, 1.0, c == 0 and policy is not live) for c in conditions])
-    reports = advance(algo, 2)
+    reports = list(algo.run(2))
     assert [r.success for r in reports] == [(0.0, 0.0)] * 2
     assert [r.controller_reset for r in reports] == [(False, False), (True, False)]
     assert algo.best_policy.iteration == 0 and algo._states[0].last is None and algo._states[1].last is not None
@@ -606,7 +593,7 @@ def test_resumed_guided_run_is_bit_identical_to_an_uninterrupted_one(peg2d, tmp_
     interrupted.save(tmp_path / "ckpt.npz")
     resumed = GPS.load(tmp_path / "ckpt.npz")
     assert resumed.policy is not None and resumed.iteration == 2
-    last = advance(resumed, 4)
+    last = list(resumed.run(4))
     assert all(r.controller_reset == (True, False) for r in reports) == bool(g.get("controller_reset"))
     for a, b in zip(reports[2:], last):
         da, db = a.to_dict(), b.to_dict()
