@@ -5,6 +5,7 @@ import pytest
 
 import gpsx
 from gpsx import bench
+from gpsx.config import GPSConfig
 
 
 def test_bench_json_one_object_per_case(capsys, compiled):
@@ -43,7 +44,8 @@ def test_bench_policy_json(capsys, compiled):
 @pytest.mark.parametrize("name", list(bench.POLICY_SIZES))
 def test_bench_policy_sizes_are_the_tasks_training_sets(name):
     task = gpsx.tasks.make(name)
-    pairs = len(task.train_conditions) * 5 * 3 * task.T      # 5 samples, 3 buffered iterations (the defaults)
+    defaults = GPSConfig()
+    pairs = len(task.train_conditions) * defaults.samples_per_condition * defaults.guided.buffer_iterations * task.T
     assert bench.POLICY_SIZES[name] == (pairs, task.dO, task.dU)
 
 
