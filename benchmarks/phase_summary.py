@@ -1,8 +1,8 @@
 """How steady a guided run's policy was after the warm-up: its per-iteration metrics from iteration FROM on.
 
-Per run folder, over the iterations from ``--from`` (default 45, the peg recipes' warm-up) to the last: the
-mean number of conditions (trained plus held-out) the policy's noise-free rollout solved ("λ phase" in
-docs/results.md), the iterations at which it solved every trained condition, the mean share of the
+Per run folder, over the iterations from ``--from`` (default: the run's own ``guided.warmup_iterations``) to the
+last: the mean number of conditions (trained plus held-out) the policy's noise-free rollout solved ("λ phase"
+in docs/results.md), the iterations at which it solved every trained condition, the mean share of the
 controllers' samples that succeeded, and the controllers' mean action variance per condition just before
 FROM and at the last iteration. docs/results.md (issue 6, session 8) quotes these. A second line gives, per
 trained condition, the samples' mean success over those iterations and the mean λ_t at the last one (with the
@@ -13,7 +13,7 @@ A fourth line, for runs with ``guided.controller_reset``, lists the iterations a
 controller was reset to the policy's (session 13), marked "(best)" where the policy's own rollout failed and the
 best policy's was used instead (session 14).
 
-    PYTHONPATH=build/dev:python python benchmarks/phase_summary.py RUN_DIR [RUN_DIR ...] [--from 45]
+    PYTHONPATH=build/dev:python python benchmarks/phase_summary.py RUN_DIR [RUN_DIR ...] [--from 25]
 """
 from __future__ import annotations
 
@@ -28,19 +28,22 @@ from gpsx.runs import RunDir
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", type=Path, nargs="+")
-    parser.add_argument("--from", dest="start", type=int, default=45, help="first iteration summarised")
+    parser.add_argument("--from", dest="start", type=int, default=None,
+                        help="first iteration summarised (default: the run's warm-up length)")
     args = parser.parse_args()
     for run_dir in args.run_dirs:
-        reports = RunDir(run_dir).metrics()
-        phase = [r for r in reports if r.iteration >= args.start]
+        run = RunDir(run_dir)
+        start = args.start if args.start is not None else run.settings()["config"]["guided"]["warmup_iterations"]
+        reports = run.metrics()
+        phase = [r for r in reports if r.iteration >= start]
         if not phase or not phase[0].policy_success:
-            raise SystemExit(f"{run_dir}: no guided iterations from {args.start} on")
-        before = [r for r in reports if r.iteration == args.start - 1]
+            raise SystemExit(f"{run_dir}: no guided iterations from {start} on")
+        before = [r for r in reports if r.iteration == start - 1]
         solved = np.mean([sum(r.policy_success) + sum(r.test_policy_success) for r in phase])
         total = len(phase[0].policy_success) + len(phase[0].test_policy_success)
         all_trained = sum(all(r.policy_success) for r in phase)
         samples = np.mean([np.mean(r.success) for r in phase])
-        print(f"{run_dir}: iterations {args.start}-{phase[-1].iteration}: policy solved {solved:.2f} of {total} "
+        print(f"{run_dir}: iterations {start}-{phase[-1].iteration}: policy solved {solved:.2f} of {total} "
               f"on average, all trained at {all_trained} of {len(phase)}; samples' success {samples:.2f}; "
               f"action variance {_variances(before[0]) if before else '?'} -> {_variances(phase[-1])}")
         per_condition = np.mean([r.success for r in phase], axis=0)
