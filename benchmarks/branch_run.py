@@ -1,12 +1,13 @@
 """Continue a run from its latest checkpoint with some ``guided`` settings changed, into a new run folder.
 
-Paired comparisons: run the warm-up once (``gpsx train peg2d --recipe --seed S --iterations 45 --out warm``),
-then branch it once per setting, so that every branch shares the same first iterations and differs only in
-the setting. ``gpsx train --resume`` refuses changed settings on purpose; this script is for experiments.
-docs/results.md (issue 6, session 8, §2 and §3) was made this way, e.g.
+Paired comparisons: run the warm-up once (``gpsx train peg2d --recipe --seed S --iterations 25 --out warm``;
+25 is the peg2d recipe's warm-up, 45 before session 18), then branch it once per setting, so that every branch
+shares the same first iterations and differs only in the setting. ``gpsx train --resume`` refuses changed
+settings on purpose; this script is for experiments. docs/results.md (issue 6, session 8, §2 and §3, on the
+60-iteration recipe of then) was made this way, e.g.
 
-    PYTHONPATH=build/dev:python python benchmarks/branch_run.py warm bound16 60 '{"max_action_variance": 16}'
-    PYTHONPATH=build/dev:python python benchmarks/branch_run.py warm nobound 60 '{"max_action_variance": null}'
+    PYTHONPATH=build/dev:python python benchmarks/branch_run.py warm bound16 40 '{"max_action_variance": 16}'
+    PYTHONPATH=build/dev:python python benchmarks/branch_run.py warm nobound 40 '{"max_action_variance": null}'
 
 Then ``gpsx eval bound16`` etc. A branch whose settings equal the source's continues it bit for bit. The
 tables of session 8 were made at commit 510088a, before the fix of session 8 §7; on later code the same
