@@ -2,7 +2,8 @@
 
 Per run folder, over the iterations from ``--from`` (default: the run's own ``guided.warmup_iterations``) to the
 last: the mean number of conditions (trained plus held-out) the policy's noise-free rollout solved ("λ phase"
-in docs/results.md), the iterations at which it solved every trained condition, the mean share of the
+in docs/results.md), the iterations at which it solved every trained condition and every held-out one (summed
+over seeds and divided by the iterations, the latter is "seeds at 9/9 per iteration"), the mean share of the
 controllers' samples that succeeded, and the controllers' mean action variance per condition just before
 FROM and at the last iteration. docs/results.md (issue 6, session 8) quotes these. A second line gives, per
 trained condition, the samples' mean success over those iterations and the mean λ_t at the last one (with the
@@ -42,9 +43,11 @@ def main() -> None:
         solved = np.mean([sum(r.policy_success) + sum(r.test_policy_success) for r in phase])
         total = len(phase[0].policy_success) + len(phase[0].test_policy_success)
         all_trained = sum(all(r.policy_success) for r in phase)
+        all_held_out = sum(all(r.test_policy_success) for r in phase)
         samples = np.mean([np.mean(r.success) for r in phase])
         print(f"{run_dir}: iterations {start}-{phase[-1].iteration}: policy solved {solved:.2f} of {total} "
-              f"on average, all trained at {all_trained} of {len(phase)}; samples' success {samples:.2f}; "
+              f"on average, all trained at {all_trained} of {len(phase)}, all held-out at {all_held_out}; "
+              f"samples' success {samples:.2f}; "
               f"action variance {_variances(before[0]) if before else '?'} -> {_variances(phase[-1])}")
         per_condition = np.mean([r.success for r in phase], axis=0)
         lam = np.asarray(phase[-1].lam)
