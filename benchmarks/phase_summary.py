@@ -1,7 +1,7 @@
 """How steady a guided run's policy was after the warm-up: its per-iteration metrics from iteration FROM on.
 
-Per run folder, over the iterations from ``--from`` (default: the run's own ``guided.warmup_iterations``) to the
-last: the mean number of conditions (trained plus held-out) the policy's noise-free rollout solved ("λ phase"
+Per run folder, over the iterations from ``--from`` (default: the run's own ``guided.warmup_iterations``) to
+``--to`` (default: the last): the mean number of conditions (trained plus held-out) the policy's noise-free rollout solved ("λ phase"
 in docs/results.md), the iterations at which it solved every trained condition and every held-out one (summed
 over seeds and divided by the iterations, the latter is "seeds at 9/9 per iteration"), the mean share of the
 controllers' samples that succeeded, and the controllers' mean action variance per condition just before
@@ -14,7 +14,10 @@ A fourth line, for runs with ``guided.controller_reset``, lists the iterations a
 controller was reset to the policy's (session 13), marked "(best)" where the policy's own rollout failed and the
 best policy's was used instead (session 14).
 
-    PYTHONPATH=build/dev:python python benchmarks/phase_summary.py RUN_DIR [RUN_DIR ...] [--from 25]
+    PYTHONPATH=build/dev:python python benchmarks/phase_summary.py RUN_DIR [RUN_DIR ...] [--from 25] [--to 39]
+
+``--from 15 --to 24`` summarises the end of a 25-iteration warm-up instead (docs/results.md, issue 6, session 19
+quotes the samples' success per condition over it).
 """
 from __future__ import annotations
 
@@ -31,14 +34,16 @@ def main() -> None:
     parser.add_argument("run_dirs", type=Path, nargs="+")
     parser.add_argument("--from", dest="start", type=int, default=None,
                         help="first iteration summarised (default: the run's warm-up length)")
+    parser.add_argument("--to", dest="stop", type=int, default=None,
+                        help="last iteration summarised (default: the run's last)")
     args = parser.parse_args()
     for run_dir in args.run_dirs:
         run = RunDir(run_dir)
         start = args.start if args.start is not None else run.settings()["config"]["guided"]["warmup_iterations"]
         reports = run.metrics()
-        phase = [r for r in reports if r.iteration >= start]
+        phase = [r for r in reports if start <= r.iteration and (args.stop is None or r.iteration <= args.stop)]
         if not phase or not phase[0].policy_success:
-            raise SystemExit(f"{run_dir}: no guided iterations from {start} on")
+            raise SystemExit(f"{run_dir}: no guided iterations from {start} to {args.stop or 'the end'}")
         before = [r for r in reports if r.iteration == start - 1]
         solved = np.mean([sum(r.policy_success) + sum(r.test_policy_success) for r in phase])
         total = len(phase[0].policy_success) + len(phase[0].test_policy_success)
